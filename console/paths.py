@@ -1,0 +1,23 @@
+"""Where files live: XDG config and data directories, in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "incident-console"
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / APP
+
+
+def data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / APP
+
+
+def default_config() -> Path:
+    env = os.environ.get("INCIDENT_CONSOLE_CONFIG")
+    return Path(env) if env else config_dir() / "config.yaml"
