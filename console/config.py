@@ -371,5 +371,5 @@ def _article(word: str) -> str:
 
 def _closest(word: str, options: set[str]) -> str | None:
     import difflib
-    found = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.75)
+    found = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
     return found[0] if found else None

@@ -1,0 +1,148 @@
+"""Command line: argument parsing and sub-commands (a contract, see DESIGN.md).
+
+No Textual import at module level: ``status`` and ``check`` must start fast
+and run where no terminal is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Sequence
+
+from console import config as config_module
+from console.located import Invalid
+
+EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="config file (default: $INCIDENT_CONSOLE_CONFIG, then the XDG config dir)")
+    parser = argparse.ArgumentParser(
+        prog="incident-console", parents=[common],
+        description="A full-screen console for the person running a production incident.")
+    parser.add_argument("--incident", metavar="FILE", help="incident journal file")
+    parser.add_argument("--read-only", action="store_true", help="refuse every action that changes a system")
+    parser.add_argument("--theme", metavar="NAME", help="colour theme")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser("demo", help="the console against a local sandbox it starts itself")
+    demo.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS)
+    demo.add_argument("--theme", metavar="NAME", default=argparse.SUPPRESS)
+    status = sub.add_parser("status", parents=[common], help="one poll of every source, as a table or JSON")
+    status.add_argument("--json", action="store_true", help="print one JSON object (a contract)")
+    sub.add_parser("check", parents=[common], help="validate the config and every playbook")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "console"
+    try:
+        if command == "check":
+            return _check(args)
+        if command == "status":
+            return _status(args)
+        if command == "demo":
+            return _demo(args)
+        return _console(args)
+    except Invalid as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(args: argparse.Namespace) -> config_module.Config:
+    cfg = config_module.load(getattr(args, "config", None))
+    for warning in cfg.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return cfg
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load(args)
+    except Invalid as exc:
+        print(exc)
+        return EXIT_USAGE
+    count = len(cfg.postgres) + len(cfg.redis) + len(cfg.services) + (1 if cfg.prometheus else 0) + (
+        len(cfg.kubernetes.namespaces) if cfg.kubernetes else 0)
+    print(f"{cfg.path}: ok ({count} sources)")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from console.sources import State, build_sources, close_all, overall, poll_once
+    from console.sources.base import utcnow
+
+    cfg = _load(args)
+    sources = build_sources(cfg)
+
+    async def once():
+        try:
+            return await poll_once(sources, cfg.thresholds)
+        finally:
+            await close_all(sources)
+
+    checked_at = utcnow()
+    snapshots = asyncio.run(once())
+    if args.json:
+        doc = {"checked_at": checked_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "sources": [s.to_json() for s in snapshots]}
+        json.dump(doc, sys.stdout, indent=None, allow_nan=False, default=str)
+        sys.stdout.write("\n")
+    else:
+        _print_status_table(snapshots)
+    return EXIT_OK if overall(snapshots) is State.OK else EXIT_UNHEALTHY
+
+
+def _print_status_table(snapshots) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from console.readings import STATE_MARK, millis, summary
+    from console.text import plain
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("kind", "name", "state", "latency", "reading"):
+        table.add_column(col, no_wrap=col != "reading")
+    for snap in snapshots:
+        reading = summary(snap)
+        if snap.breaches:
+            reading += "  [" + ", ".join(b.describe() for b in snap.breaches) + "]"
+        table.add_row(plain(snap.kind), plain(snap.name), plain(STATE_MARK[snap.state]),
+                      plain(millis(snap.latency_ms)), plain(reading, limit=300))
+    Console(highlight=False, soft_wrap=False).print(table)
+
+
+def _console(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from console.app import IncidentConsole
+
+    app = IncidentConsole(cfg, read_only=args.read_only or cfg.environment.read_only,
+                          theme_name=args.theme or cfg.theme)
+    app.run()
+    return app.return_code or 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from console.demo.sandbox import DemoSandbox
+
+    print("starting the demo sandbox (PostgreSQL, Redis, two HTTP services)…", file=sys.stderr)
+    sandbox = DemoSandbox()
+    try:
+        sandbox.start()
+        cfg = config_module.load(sandbox.config_path)
+        from console.app import IncidentConsole
+
+        app = IncidentConsole(cfg, read_only=getattr(args, "read_only", False),
+                              theme_name=getattr(args, "theme", None) or cfg.theme,
+                              faults=sandbox.faults)
+        app.run()
+        return app.return_code or 0
+    finally:
+        sandbox.stop()

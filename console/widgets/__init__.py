@@ -1,0 +1,1 @@
+"""The panes: each renders snapshots and knows nothing of the network."""

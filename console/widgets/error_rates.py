@@ -1,0 +1,61 @@
+"""Error rates per service: 5xx ratio, request rate, p95, and a trend."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.text import Text
+
+from console.readings import duration, number, percent
+from console.sources.base import Snapshot
+from console.text import plain
+from console.widgets.pane import LivePane, state_cell
+from console.widgets.table import Row
+
+HISTORY = 24
+# A sparkline as text so it can sit in a table cell (Textual's Sparkline is a
+# whole widget); eight block heights, scaled to the window's own maximum.
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return ""
+    top = max(known) or 1.0
+    return "".join(" " if v is None else BARS[min(7, int(v / top * 7.999))] for v in values)
+
+
+class ErrorRatesPane(LivePane):
+    TITLE = "2 Error rates"
+    KINDS = ("errors",)
+    COLUMNS = (("State", 8), ("Service", 20), ("5xx", 7), ("req/s", 7), ("p95", 7), ("5xx trend", HISTORY),
+               ("Note", 60))
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.history: dict[str, deque] = {}
+
+    def take(self, snapshot: Snapshot) -> None:
+        # Bounded per service, so a long incident cannot grow memory.
+        self.history.setdefault(snapshot.name, deque(maxlen=HISTORY)).append(
+            snapshot.metrics.get("error_ratio") if snapshot.reachable else None)
+        super().take(snapshot)
+
+    def summary(self) -> Text:
+        snaps = self.ordered()
+        if not snaps:
+            return plain("no error-rate sources")
+        worst = max(snaps, key=lambda s: s.metrics.get("error_ratio") or 0)
+        return plain(f"highest 5xx: {worst.name} {percent(worst.metrics.get('error_ratio'))}")
+
+    def rows(self) -> list[Row]:
+        rows: list[Row] = []
+        for snap in self.ordered():
+            m = snap.metrics
+            notes = snap.error or "; ".join(snap.details.get("notes", ()))
+            rows.append((snap.name, (
+                state_cell(snap.state), plain(snap.name), plain(percent(m.get("error_ratio"))),
+                plain(number(m.get("request_rate"))), plain(duration(m.get("p95_latency_s"))),
+                plain(sparkline(self.history.get(snap.name, ())), "red"), plain(notes, "dim"))))
+        return rows

@@ -1,0 +1,104 @@
+"""What every live pane shares: a border naming it, the age of its data,
+a visible stale/unreachable state, and a table that redraws only changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from console.readings import STATE_MARK, duration
+from console.sources.base import Snapshot, State
+from console.text import inert, plain
+from console.widgets.table import ReadingTable, Row
+
+STATE_STYLE = {
+    State.OK: "green",
+    State.WARNING: "yellow",
+    State.CRITICAL: "bold red",
+    State.UNREACHABLE: "bold magenta",
+}
+
+
+def state_cell(state: State) -> Text:
+    return plain(STATE_MARK[state], STATE_STYLE[state])
+
+
+class LivePane(Vertical):
+    """A pane fed with snapshots of one or more sources of its kinds."""
+
+    can_focus = False
+    TITLE = ""
+    KINDS: tuple[str, ...] = ()
+    COLUMNS: Sequence[tuple[str, int | None]] = ()
+
+    def __init__(self, stale_after: float = 10.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.stale_after = stale_after
+        self.snapshots: dict[tuple[str, str], Snapshot] = {}
+        self._freshness = ""
+        self._summary_shown: Text | None = None
+        self.border_title = self.TITLE
+
+    def compose(self) -> ComposeResult:
+        yield Static("waiting for the first reading…", classes="summary", markup=False)
+        yield ReadingTable(self.COLUMNS)
+
+    @property
+    def table(self) -> ReadingTable:
+        return self.query_one(ReadingTable)
+
+    def take(self, snapshot: Snapshot) -> None:
+        """A new reading arrived: redraw only if what is shown changes."""
+        self.snapshots[snapshot.key] = snapshot
+        summary = self.summary()
+        if summary != self._summary_shown:
+            self.query_one(".summary", Static).update(summary)
+            self._summary_shown = summary
+        self.table.sync(self.rows())
+        self._restate()
+
+    def tick(self, now: datetime) -> None:
+        """Called every second: update the age label only when its text changes."""
+        label = self.freshness(now)
+        if label != self._freshness:
+            self._freshness = label
+            self.border_subtitle = label
+            self.set_class(label.startswith("◌"), "-stale")
+
+    def freshness(self, now: datetime) -> str:
+        if not self.snapshots:
+            return "◌ waiting"
+        down = [s.name for s in self.snapshots.values() if not s.reachable]
+        oldest = min(s.taken_at for s in self.snapshots.values())
+        age = (now - oldest).total_seconds()
+        if age > self.stale_after:
+            return f"◌ stale {duration(age)}"
+        if down:
+            return "✖ unreachable: " + inert(", ".join(sorted(down)), 40)
+        return "● live"
+
+    def worst(self) -> State:
+        state = State.OK
+        for snap in self.snapshots.values():
+            state = state.worst(snap.state)
+        return state
+
+    def _restate(self) -> None:
+        worst = self.worst()
+        for state in State:
+            self.set_class(state is worst, f"-{state.value}")
+
+    # Subclasses say what they show.
+    def summary(self) -> Text:
+        return Text()
+
+    def rows(self) -> list[Row]:
+        return []
+
+    def ordered(self, *kinds: str) -> list[Snapshot]:
+        return [s for (kind, _), s in sorted(self.snapshots.items()) if kind in (kinds or self.KINDS)]

@@ -1,0 +1,59 @@
+"""PostgreSQL: connections by state against max_connections, and the
+sessions that matter: blocked, blocking, long-running, idle in transaction."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from console.readings import STATE_MARK, duration, percent
+from console.text import inert, plain
+from console.widgets.pane import STATE_STYLE, LivePane
+from console.widgets.table import Row
+
+
+class PostgresPane(LivePane):
+    TITLE = "3 PostgreSQL"
+    KINDS = ("postgres",)
+    COLUMNS = (("PID", 7), ("DB", 10), ("User", 10), ("State", 10), ("Time", 5), ("Blocker", 7),
+               ("Query", 200))
+    # Full state names do not fit a half-width pane.
+    SHORT_STATE = {"idle in transaction": "idle in tx", "idle in transaction (aborted)": "idle in tx!",
+                   "fastpath function call": "fastpath"}
+
+    def summary(self) -> Text:
+        text = Text()
+        for snap in self.ordered():
+            if text:
+                text.append("\n")
+            text.append(f"{STATE_MARK[snap.state]} ", STATE_STYLE[snap.state])
+            text.append(inert(snap.name, 20) + "  ", "bold")
+            if not snap.reachable:
+                text.append(inert(snap.error or "unreachable", 200), "red")
+                continue
+            m = snap.metrics
+            states = m.get("connections_by_state", {})
+            text.append(f"{m.get('connections_total')}/{m.get('max_connections')} conns "
+                        f"({percent(m.get('connections_ratio'))})  ")
+            text.append("  ".join(f"{inert(k, 30)} {v}" for k, v in sorted(states.items())))
+            text.append(f"  blocked {m.get('blocked_sessions')}  longest tx "
+                        f"{duration(m.get('longest_transaction_s'))}")
+        return text
+
+    def rows(self) -> list[Row]:
+        rows: list[Row] = []
+        for snap in self.ordered():
+            if not snap.reachable:
+                continue
+            for s in snap.details.get("sessions", ()):
+                blocked_by = ",".join(str(p) for p in s.get("blocked_by", ()))
+                state = s.get("state") or ""
+                style = "red" if blocked_by else ("yellow" if state.startswith("idle in") else "")
+                seconds = s.get("xact_s") if state.startswith("idle in") else s.get("query_s")
+                pid = str(s.get("pid", ""))
+                if len(self.snapshots) > 1:
+                    pid = f"{snap.name}:{pid}"
+                rows.append((f"{snap.name}:{s.get('pid')}", (
+                    plain(pid), plain(s.get("database") or ""),
+                    plain(s.get("user") or ""), plain(self.SHORT_STATE.get(state, state), style), plain(duration(seconds)),
+                    plain(blocked_by, "red"), plain(s.get("query") or "", limit=300))))
+        return rows

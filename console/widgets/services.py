@@ -1,0 +1,68 @@
+"""Services: HTTP health checks and Kubernetes workloads."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from console.readings import duration, millis
+from console.sources.base import Snapshot, State
+from console.text import plain
+from console.widgets.pane import LivePane, state_cell
+from console.widgets.table import Row
+
+EVENTS_SHOWN = 3
+
+
+class ServicesPane(LivePane):
+    TITLE = "1 Services"
+    KINDS = ("http", "kubernetes")
+    COLUMNS = (("State", 8), ("Service", 24), ("Reading", 20), ("Note", 80))
+
+    def summary(self) -> Text:
+        checks = self.ordered("http")
+        up = sum(1 for s in checks if s.state is State.OK)
+        text = Text(f"{up}/{len(checks)} health checks ok" if checks else "no health checks")
+        for ns in self.ordered("kubernetes"):
+            m = ns.metrics
+            if ns.reachable:
+                text.append(f" · k8s {ns.name}: {m.get('unavailable_replicas', 0)} unavailable, "
+                            f"{m.get('crashlooping_pods', 0)} crashlooping")
+        return plain(text.plain)
+
+    def rows(self) -> list[Row]:
+        rows: list[Row] = [self._check_row(s) for s in self.ordered("http")]
+        for ns in self.ordered("kubernetes"):
+            rows += self._namespace_rows(ns)
+        return rows
+
+    def _check_row(self, snap: Snapshot) -> Row:
+        m = snap.metrics
+        code = m.get("status_code")
+        reading = f"{code if code is not None else '—'} · {millis(m.get('latency_ms'))}"
+        return (f"http:{snap.name}", (state_cell(snap.state), plain(snap.name), plain(reading),
+                                      plain(snap.error or "", "red")))
+
+    def _namespace_rows(self, ns: Snapshot) -> list[Row]:
+        if not ns.reachable:
+            return [(f"k8s:{ns.name}", (state_cell(ns.state), plain(f"ns/{ns.name}"), plain("—"),
+                                        plain(ns.error or "", "red")))]
+        rows: list[Row] = []
+        for w in ns.details.get("workloads", ()):
+            ready, desired = w.get("ready", 0), w.get("desired", 0)
+            problems = list(w.get("problems", ()))
+            state = State.OK
+            if ready < desired:
+                state = State.CRITICAL if ready == 0 or problems else State.WARNING
+            elif problems:
+                state = State.WARNING
+            reading = f"{ready}/{desired} ready · {w.get('restarts', 0)}↻"
+            kind = {"Deployment": "deploy", "StatefulSet": "sts"}.get(w.get("kind"), str(w.get("kind")))
+            rows.append((f"k8s:{ns.name}:{w.get('kind')}/{w.get('name')}",
+                         (state_cell(state), plain(f"{kind}/{w.get('name')}"), plain(reading),
+                          plain(", ".join(problems), "red"))))
+        for i, e in enumerate(ns.details.get("events", ())[:EVENTS_SHOWN]):
+            rows.append((f"k8s:{ns.name}:event:{i}",
+                         (plain("⚠ event", "yellow"), plain(e.get("object", "")),
+                          plain(f"{e.get('reason', '')} {duration(e.get('age_s'))} ago"),
+                          plain(e.get("message", "")))))
+        return rows

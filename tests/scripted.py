@@ -1,0 +1,30 @@
+"""A source that replays readings the test gives it, for screen tests.
+
+Sources themselves are tested against real servers; these tests are about
+what the screen does with readings (stale, unreachable, hostile text, hangs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from console.sources.base import Snapshot, State, utcnow
+
+
+class ScriptedSource:
+    def __init__(self, kind: str, name: str, metrics=None, details=None, timeout: float = 0.5) -> None:
+        self.kind, self.name, self.timeout = kind, name, timeout
+        self.metrics = metrics or {}
+        self.details = details or {}
+        self.hang = False
+        self.polls = 0
+
+    async def poll(self) -> Snapshot:
+        self.polls += 1
+        if self.hang:
+            await asyncio.Event().wait()
+        return Snapshot(self.kind, self.name, State.OK, utcnow(), metrics=self.metrics, details=self.details)
+
+    async def close(self) -> None:
+        pass
