@@ -21,6 +21,9 @@ from console.thresholds import DEFAULTS, KNOWN_METRICS, Limit, merged
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# A credential written into the file itself rather than taken from ${ENV}.
+LITERAL_SECRET = re.compile(r"://[^/\s:@]*:(?!\$\{)[^@\s]+@|\bpassword\s*[=:]\s*(?!\$\{)[^\s'\"]|Bearer\s+(?!\$\{)\S",
+                            re.I)
 BANNERS = {"red", "amber", "yellow", "green", "blue", "magenta", "cyan", "grey", "none"}
 
 
@@ -111,7 +114,7 @@ def _permission_warnings(path: Path) -> tuple[str, ...]:
         return ()
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         text = path.read_text(encoding="utf-8", errors="replace")
-        if re.search(r"://[^/\s:@]+:[^@\s$]+@|password|token", text, re.I):
+        if LITERAL_SECRET.search(text):
             return (f"{path}:1: holds credentials and is readable by other users (chmod 600 it)",)
     return ()
 
