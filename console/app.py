@@ -101,6 +101,8 @@ class IncidentConsole(App):
             # Client libraries import slowly: build them off the event loop,
             # after the first frame is on screen.
             self.sources = await asyncio.to_thread(build_sources, self.config)
+        for pane in self.query(LivePane):
+            pane.expect(sum(1 for s in self.sources if s.kind in pane.KINDS))
         for source in self.sources:
             self.run_worker(self._watch(source), name=f"poll {source.kind}:{source.name}",
                             group="poll", exit_on_error=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import socket
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -47,7 +48,7 @@ class Request:
 
 class KubeFake:
     def __init__(self, responses: str | Path | Mapping[str, Any], port: int = 0, live: bool = False) -> None:
-        self.responses: dict[str, Any] = _load(responses)
+        self.responses: dict[str, Any] = load_responses(responses)
         self.port = port
         self.live = live
         self.requests: list[Request] = []
@@ -55,6 +56,7 @@ class KubeFake:
         self._delay = 0.0
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
+        self._connections: set[socket.socket] = set()
 
     # ---- lifecycle -----------------------------------------------------
     def start(self) -> "KubeFake":
@@ -62,7 +64,8 @@ class KubeFake:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="kubefake", daemon=True).start()
+        # A short poll interval: stop() waits up to one interval for the loop.
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="kubefake", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -71,6 +74,13 @@ class KubeFake:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        # Kept-alive connections outlive the listener; a stopped server must
+        # look down to clients that already hold one.
+        for conn in list(self._connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> "KubeFake":
         return self.start()
@@ -136,6 +146,15 @@ class KubeFake:
 def _handler(fake: KubeFake) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the real client expects
+        disable_nagle_algorithm = True  # headers and body go out in two writes
+
+        def setup(self) -> None:
+            super().setup()
+            fake._connections.add(self.connection)
+
+        def finish(self) -> None:
+            fake._connections.discard(self.connection)
+            super().finish()
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
@@ -162,7 +181,8 @@ def _handler(fake: KubeFake) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _load(responses: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+def load_responses(responses: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """Recorded Lists by resource, from a directory of ``<resource>.json`` or a dict (copied)."""
     if isinstance(responses, Mapping):
         return copy.deepcopy(dict(responses))
     return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(responses).glob("*.json"))}

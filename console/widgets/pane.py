@@ -43,9 +43,10 @@ class LivePane(Vertical):
         self._freshness = ""
         self._summary_shown: Text | None = None
         self.border_title = self.TITLE
+        self.expected: int | None = None  # sources feeding this pane, once known
 
     def compose(self) -> ComposeResult:
-        yield Static("waiting for the first reading…", classes="summary", markup=False)
+        yield Static("waiting for the first reading…", classes="summary", markup=False, shrink=False)
         yield ReadingTable(self.COLUMNS)
 
     @property
@@ -70,9 +71,15 @@ class LivePane(Vertical):
             self.border_subtitle = label
             self.set_class(label.startswith("◌"), "-stale")
 
+    def expect(self, count: int) -> None:
+        """How many sources feed this pane; none means it says so instead of waiting."""
+        self.expected = count
+        if count == 0:
+            self.query_one(".summary", Static).update(plain(f"nothing configured for {self.TITLE[2:]}", "dim"))
+
     def freshness(self, now: datetime) -> str:
         if not self.snapshots:
-            return "◌ waiting"
+            return "– not configured" if self.expected == 0 else "◌ waiting"
         down = [s.name for s in self.snapshots.values() if not s.reachable]
         oldest = min(s.taken_at for s in self.snapshots.values())
         age = (now - oldest).total_seconds()

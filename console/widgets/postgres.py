@@ -31,12 +31,12 @@ class PostgresPane(LivePane):
                 text.append(inert(snap.error or "unreachable", 200), "red")
                 continue
             m = snap.metrics
-            states = m.get("connections_by_state", {})
             text.append(f"{m.get('connections_total')}/{m.get('max_connections')} conns "
-                        f"({percent(m.get('connections_ratio'))})  ")
-            text.append("  ".join(f"{inert(k, 30)} {v}" for k, v in sorted(states.items())))
-            text.append(f"  blocked {m.get('blocked_sessions')}  longest tx "
-                        f"{duration(m.get('longest_transaction_s'))}")
+                        f"({percent(m.get('connections_ratio'))}) · blocked {m.get('blocked_sessions')} · "
+                        f"longest tx {duration(m.get('longest_transaction_s'))}\n  ")
+            states = m.get("connections_by_state", {})
+            text.append(" · ".join(f"{inert(k, 30)} {v}" for k, v in sorted(states.items())) or "no other sessions",
+                        "dim")
         return text
 
     def rows(self) -> list[Row]:

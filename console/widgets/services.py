@@ -16,7 +16,7 @@ EVENTS_SHOWN = 3
 class ServicesPane(LivePane):
     TITLE = "1 Services"
     KINDS = ("http", "kubernetes")
-    COLUMNS = (("State", 8), ("Service", 24), ("Reading", 20), ("Note", 80))
+    COLUMNS = (("State", 7), ("Service", 18), ("Reading", 17), ("Note", 100))
 
     def summary(self) -> Text:
         checks = self.ordered("http")

@@ -1,0 +1,1 @@
+"""The local sandbox behind ``incident-console demo``: real servers, injectable faults."""

@@ -1,0 +1,376 @@
+"""Error rates per service: 5xx ratio, request rate and p95 latency.
+
+Two ways to the same three numbers. :class:`PrometheusErrors` asks Prometheus
+(three instant queries, run at once). :class:`ScrapedErrors` reads a service's
+own ``/metrics`` and computes rates from counter deltas between two scrapes,
+for services no Prometheus watches.
+
+A number that cannot be had (no traffic, NaN, +Inf, no series, first scrape)
+is ``None`` with a note saying why, never NaN: ``status --json`` must stay JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import httpx
+
+from console.config import PrometheusTarget, ServiceTarget, redact
+from console.sources.base import Snapshot, State, utcnow
+from console.sources.http import FetchError, Fetched, fetch, new_client
+
+KIND = "errors"
+METRICS = ("error_ratio", "request_rate", "p95_latency_s")
+DEFAULT_QUERIES = {
+    "error_ratio": 'sum(rate(http_requests_total{job="{job}",status=~"5.."}[1m]))'
+                   ' / sum(rate(http_requests_total{job="{job}"}[1m]))',
+    "request_rate": 'sum(rate(http_requests_total{job="{job}"}[1m]))',
+    "p95_latency_s": 'histogram_quantile(0.95, sum by (le) '
+                     '(rate(http_request_duration_seconds_bucket{job="{job}"}[1m])))',
+}
+MAX_API_ANSWER = 1024 * 1024  # an aggregated instant query is a few hundred bytes
+MAX_EXPOSITION = 16 * 1024 * 1024  # a big Go service exposes a few MB
+FIRST_SCRAPE = "first scrape; rates after the next"
+
+
+def _snapshot(name: str, via: str, state: State, values: dict[str, float | None], notes: list[str],
+              error: str | None = None, latency_ms: float | None = None) -> Snapshot:
+    metrics: dict[str, Any] = {m: values.get(m) for m in METRICS}
+    metrics["via"] = via
+    return Snapshot(kind=KIND, name=name, state=state, taken_at=utcnow(), error=error,
+                    latency_ms=latency_ms, metrics=metrics, details={"notes": tuple(notes)})
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    return " ".join(text.split())[:limit]
+
+
+# ---- Prometheus ------------------------------------------------------------
+
+def queries_for(service: ServiceTarget, prometheus: PrometheusTarget) -> dict[str, str]:
+    """PromQL per metric, with ``{job}`` replaced (str.format would trip on PromQL's braces)."""
+    job = service.job or service.name
+    quoted = job.replace("\\", "\\\\").replace('"', '\\"')  # it sits inside a "..." label matcher
+    chosen = dict(DEFAULT_QUERIES)
+    chosen.update(dict(prometheus.queries))
+    return {name: chosen[name].replace("{job}", quoted) for name in METRICS}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One instant query's outcome: a value, or why there is none."""
+
+    value: float | None = None
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class PrometheusErrors:
+    kind = KIND
+
+    def __init__(self, service: ServiceTarget, prometheus: PrometheusTarget,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self.service = service
+        self.prometheus = prometheus
+        self.name = service.name
+        self.timeout = prometheus.timeout
+        self.queries = queries_for(service, prometheus)
+        self._endpoint = prometheus.url.rstrip("/") + "/api/v1/query"
+        self._client = client
+        self._own_client = client is None
+
+    async def poll(self) -> Snapshot:
+        if self._client is None:
+            self._client = new_client()
+        started = time.monotonic()
+        answers = dict(zip(self.queries, await asyncio.gather(
+            *(self._query(self._client, promql) for promql in self.queries.values()))))
+        latency = (time.monotonic() - started) * 1000
+        values = {name: a.value for name, a in answers.items()}
+        notes = [f"{name}: {note}" for name, a in answers.items() for note in a.notes]
+        failed = {name: a.error for name, a in answers.items() if a.error is not None}
+        state = State.UNREACHABLE if len(failed) == len(answers) else State.OK
+        return _snapshot(self.name, "prometheus", state, values, notes, _combine(failed), latency)
+
+    async def _query(self, client: httpx.AsyncClient, promql: str) -> Answer:
+        url = f"{self._endpoint}?{urlencode({'query': promql})}"
+        try:
+            got = await fetch(client, url, timeout=self.timeout, max_bytes=MAX_API_ANSWER)
+        except FetchError as exc:
+            return Answer(error=str(exc))
+        return read_answer(got)
+
+    def forget(self) -> None:
+        pass  # stateless GETs: httpcore drops a connection whose request was cancelled
+
+    async def close(self) -> None:
+        if self._own_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+def _combine(failed: dict[str, str]) -> str | None:
+    """One error line; said once when every query failed the same way."""
+    if not failed:
+        return None
+    reasons = set(failed.values())
+    if len(reasons) == 1 and len(failed) == len(METRICS):
+        return reasons.pop()
+    return "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+
+
+def read_answer(got: Fetched) -> Answer:
+    """An ``/api/v1/query`` answer -> one value (or the reason for none)."""
+    if got.redirect_error:
+        return Answer(error=got.redirect_error)
+    if got.truncated:
+        return Answer(error=f"answer larger than {MAX_API_ANSWER // 1024} KiB; not read")
+    try:
+        doc = json.loads(got.body)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("status") == "error":
+        # Prometheus explains itself: bad_data, timeout, execution, unavailable.
+        return Answer(error=_one_line(f"{doc.get('errorType', 'error')}: {doc.get('error', '')}"))
+    if got.status != 200:
+        return Answer(error=f"HTTP {got.status} from Prometheus")
+    if not (isinstance(doc, dict) and doc.get("status") == "success" and isinstance(doc.get("data"), dict)):
+        return Answer(error="not a Prometheus API answer: " + repr(_one_line(got.text(), 60)))
+    warnings = tuple(_one_line(str(w)) for w in doc.get("warnings") or () if w)
+    answer = _instant_value(doc["data"])
+    return Answer(answer.value, warnings + answer.notes, answer.error)
+
+
+def _instant_value(data: dict) -> Answer:
+    kind, result = data.get("resultType"), data.get("result")
+    if kind == "scalar":
+        return _sample_value(result)
+    if kind != "vector" or not isinstance(result, list):
+        return Answer(error=f"expected an instant vector, got {_one_line(str(kind), 40)}")
+    if not result:
+        return Answer(notes=("no data (no series matched)",))
+    first = result[0] if isinstance(result[0], dict) else {}
+    answer = _sample_value(first.get("value"))
+    if len(result) > 1:
+        # The defaults aggregate to one series; a custom query might not.
+        return Answer(answer.value, answer.notes + (f"{len(result)} series; showing the first",), answer.error)
+    return answer
+
+
+def _sample_value(pair: Any) -> Answer:
+    try:
+        raw = str(pair[1])
+        value = float(raw)
+    except (TypeError, ValueError, IndexError, KeyError):
+        return Answer(error=f"unexpected sample {_one_line(repr(pair), 60)}")
+    if math.isnan(value):
+        return Answer(notes=("NaN (nothing to divide or rank in the window)",))
+    if math.isinf(value):
+        return Answer(notes=(f"{raw} (for a quantile: observations above the highest bucket)",))
+    return Answer(value)
+
+
+# ---- direct scrape of /metrics ---------------------------------------------
+
+REQUESTS = "http_requests_total"
+BUCKETS = "http_request_duration_seconds_bucket"
+STATUS_LABELS = ("status", "code")
+
+
+class MalformedExposition(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """Cumulative counts from one scrape, per series, and when it was read."""
+
+    at: float
+    requests: dict[tuple, float] = field(default_factory=dict)
+    errors: frozenset = frozenset()  # keys of ``requests`` with a 5xx status
+    has_status: bool = False
+    buckets: dict[tuple, float] = field(default_factory=dict)  # (series, le) -> count
+
+
+def parse_exposition(text: str, at: float) -> Scrape:
+    """The request counter and latency histogram out of a Prometheus text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    requests: dict[tuple, float] = {}
+    errors: set[tuple] = set()
+    buckets: dict[tuple, float] = {}
+    has_status = False
+    try:
+        # Every family is walked, not just ours: like Prometheus, a scrape with
+        # a malformed line anywhere is refused rather than half-believed.
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if not math.isfinite(sample.value) or sample.name not in (REQUESTS, BUCKETS):
+                    continue
+                if sample.name == REQUESTS:
+                    key = tuple(sorted(sample.labels.items()))
+                    requests[key] = requests.get(key, 0.0) + sample.value
+                    status = next((sample.labels[k] for k in STATUS_LABELS if k in sample.labels), None)
+                    has_status = has_status or status is not None
+                    if status is not None and status.startswith("5"):
+                        errors.add(key)
+                else:
+                    _add_bucket(buckets, sample.labels, sample.value)
+    except MalformedExposition:
+        raise
+    except Exception as exc:  # the parser's errors on hostile input are not all ValueError
+        reason = _one_line(str(exc), 160) or type(exc).__name__
+        raise MalformedExposition(f"malformed metrics exposition: {reason}") from None
+    return Scrape(at, requests, frozenset(errors), has_status, buckets)
+
+
+def _add_bucket(buckets: dict[tuple, float], labels: dict[str, str], value: float) -> None:
+    rest = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+    try:
+        le = float(labels.get("le", ""))
+    except ValueError:
+        raise MalformedExposition(f"malformed metrics exposition: {BUCKETS} with le={labels.get('le')!r}") from None
+    buckets[(rest, le)] = value
+
+
+def _increase(before: dict[tuple, float], now: dict[tuple, float]) -> dict[tuple, float] | None:
+    """Per-series increase; None when any counter went backwards (a restart)."""
+    out = {}
+    for key, value in now.items():
+        previous = before.get(key, 0.0)  # a series born since: all its count is new
+        if value < previous:
+            return None
+        out[key] = value - previous
+    return out
+
+
+def rates(before: Scrape | None, now: Scrape) -> tuple[dict[str, float | None], list[str]]:
+    if before is None:
+        return {}, [FIRST_SCRAPE]
+    interval = now.at - before.at
+    if interval <= 0:
+        return {}, ["no time between scrapes; rates after the next"]
+    requests = _increase(before.requests, now.requests)
+    buckets = _increase(before.buckets, now.buckets)
+    if requests is None or buckets is None:
+        return {}, ["counters went backwards (service restarted?); rates after the next scrape"]
+    values: dict[str, float | None] = {}
+    notes: list[str] = []
+    _request_rates(now, requests, interval, values, notes)
+    per_le: dict[float, float] = {}
+    for (_, le), count in buckets.items():
+        per_le[le] = per_le.get(le, 0.0) + count
+    if not now.buckets:
+        notes.append(f"p95_latency_s: no {BUCKETS.removesuffix('_bucket')} histogram in /metrics")
+    else:
+        values["p95_latency_s"], note = bucket_quantile(0.95, sorted(per_le.items()))
+        if note:
+            notes.append(f"p95_latency_s: {note}")
+    return values, notes
+
+
+def _request_rates(now: Scrape, increase: dict[tuple, float], interval: float,
+                   values: dict[str, float | None], notes: list[str]) -> None:
+    if not now.requests:
+        notes.append(f"no {REQUESTS} counter in /metrics")
+        return
+    total = sum(increase.values())
+    values["request_rate"] = total / interval
+    if not now.has_status:
+        notes.append(f"error_ratio: {REQUESTS} has no status or code label")
+    elif total == 0:
+        notes.append("error_ratio: no requests between scrapes")
+    else:
+        values["error_ratio"] = sum(increase.get(k, 0.0) for k in now.errors) / total
+
+
+def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> tuple[float | None, str | None]:
+    """Prometheus's histogram_quantile over (upper bound, cumulative count) pairs, sorted.
+
+    Linear interpolation within the bucket holding the rank; in the +Inf
+    bucket, the highest finite bound (as Prometheus does).
+    """
+    if len(buckets) < 2 or not math.isinf(buckets[-1][0]):
+        return None, "histogram has no +Inf bucket"
+    counts = []
+    for _, count in buckets:  # float error can make cumulative counts dip; Prometheus evens them
+        counts.append(max(count, counts[-1]) if counts else count)
+    total = counts[-1]
+    if total <= 0:
+        return None, "no observations between scrapes"
+    rank = q * total
+    b = next(i for i, c in enumerate(counts) if c >= rank)
+    if b == len(buckets) - 1:
+        return buckets[-2][0], f"above the highest bucket ({buckets[-2][0]:g}s)"
+    upper = buckets[b][0]
+    if b == 0 and upper <= 0:
+        return upper, None
+    lower = buckets[b - 1][0] if b > 0 else 0.0
+    below = counts[b - 1] if b > 0 else 0.0
+    return lower + (upper - lower) * (rank - below) / (counts[b] - below), None
+
+
+class ScrapedErrors:
+    """Rates from two scrapes of a service's own ``/metrics``, no Prometheus needed."""
+
+    kind = KIND
+
+    def __init__(self, service: ServiceTarget, client: httpx.AsyncClient | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not service.metrics:
+            raise ValueError(f"service {service.name!r} has no metrics URL to scrape")
+        self.service = service
+        self.name = service.name
+        self.timeout = service.timeout
+        self.clock = clock
+        self._url = service.metrics
+        self._client = client
+        self._own_client = client is None
+        self._last: Scrape | None = None
+
+    async def poll(self) -> Snapshot:
+        if self._client is None:
+            self._client = new_client()
+        try:
+            got = await fetch(self._client, self._url, timeout=self.timeout,
+                              headers=self.service.headers, max_bytes=MAX_EXPOSITION)
+        except FetchError as exc:
+            return self._failed(str(exc))
+        at = self.clock()
+        problem = self._refuse(got)
+        if problem:
+            return self._failed(problem, got.latency_ms)
+        try:
+            # Parsing a few MB takes a while: off the event loop, so the screen stays live.
+            scrape = await asyncio.to_thread(parse_exposition, got.text(), at)
+        except MalformedExposition as exc:
+            return self._failed(str(exc), got.latency_ms)  # the last good baseline is kept
+        before, self._last = self._last, scrape
+        values, notes = rates(before, scrape)
+        return _snapshot(self.name, "scrape", State.OK, values, notes, latency_ms=got.latency_ms)
+
+    def _refuse(self, got: Fetched) -> str | None:
+        if got.redirect_error:
+            return got.redirect_error
+        if got.status != 200:
+            return f"HTTP {got.status} from {redact(self._url)}"
+        if got.truncated:
+            return f"{redact(self._url)} is larger than {MAX_EXPOSITION // (1024 * 1024)} MiB; not parsed"
+        return None
+
+    def _failed(self, error: str, latency_ms: float | None = None) -> Snapshot:
+        return _snapshot(self.name, "scrape", State.UNREACHABLE, {}, [], error, latency_ms)
+
+    def forget(self) -> None:
+        pass  # stateless GETs; the counter baseline stays valid across a timeout
+
+    async def close(self) -> None:
+        if self._own_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()

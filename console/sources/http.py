@@ -1,0 +1,265 @@
+"""HTTP health checks, and the bounded GET every HTTP-speaking source uses.
+
+A health check is one GET with a hard deadline: a hung endpoint costs its own
+timeout and nothing more, a 50 MB body costs 64 KiB, a redirect loop is named
+as such. ``poll_all`` runs every check at once, so a slow endpoint never delays
+the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+from urllib.parse import urlsplit
+
+import httpx
+
+from console.config import ServiceTarget, redact
+from console.sources.base import Snapshot, State, bounded_poll, describe_error, utcnow
+
+MAX_BODY = 64 * 1024
+MAX_REDIRECTS = 5
+BODY_SHOWN = 200  # characters of an unexpected answer kept for the pane
+# Health endpoints have no use for compression, and an uncompressed body is
+# one whose size we bound by counting bytes (a gzip bomb would not be).
+_DEFAULT_HEADERS = {"Accept-Encoding": "identity", "User-Agent": "incident-console"}
+
+
+class FetchError(Exception):
+    """Why a GET got no usable answer: one line, free of passwords."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int
+    body: bytes  # at most max_bytes of it
+    truncated: bool
+    latency_ms: float
+    charset: str | None
+    redirect_error: str | None = None  # set when redirects went nowhere
+
+    def text(self) -> str:
+        try:
+            return self.body.decode(self.charset or "utf-8", errors="replace")
+        except LookupError:  # the server named a charset Python does not know
+            return self.body.decode("utf-8", errors="replace")
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~50 ms of blocked event loop; do it once,
+    # not once per client.
+    return httpx.create_ssl_context()
+
+
+def new_client() -> httpx.AsyncClient:
+    # No connection limit: with a cap, hung endpoints would hold every slot
+    # and healthy checks would queue behind them.
+    return httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
+                             follow_redirects=False, verify=_tls())
+
+
+async def fetch(client: httpx.AsyncClient, url: str, *, timeout: float,
+                headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+                max_bytes: int = MAX_BODY, max_redirects: int = MAX_REDIRECTS) -> Fetched:
+    """GET ``url`` within ``timeout`` seconds in all, reading at most ``max_bytes``.
+
+    Raises :class:`FetchError` when there is no HTTP answer at all.
+    """
+    sent = dict(_DEFAULT_HEADERS)
+    sent.update(dict(headers))
+    try:
+        # httpx's own timeout is per read; the outer deadline also stops a
+        # server that trickles one byte a second.
+        async with asyncio.timeout(timeout):
+            return await _follow(client, url, sent, timeout, max_bytes, max_redirects)
+    except (TimeoutError, httpx.TimeoutException):
+        raise FetchError(f"timed out after {timeout:g}s") from None
+    except httpx.HTTPError as exc:
+        raise FetchError(_scrub(_describe(exc, url), url)) from None
+    except (OSError, ValueError) as exc:  # e.g. a URL httpx cannot even parse
+        raise FetchError(_scrub(describe_error(exc), url)) from None
+
+
+async def _follow(client: httpx.AsyncClient, url: str, headers: dict[str, str], timeout: float,
+                  max_bytes: int, max_redirects: int) -> Fetched:
+    started = time.monotonic()
+    request = client.build_request("GET", url, headers=headers, timeout=timeout)
+    visited = [str(request.url)]
+    while True:
+        response = await client.send(request, stream=True, follow_redirects=False)
+        try:
+            problem = _redirect_problem(response, visited, max_redirects)
+            if response.next_request is not None and problem is None:
+                request = response.next_request
+                visited.append(str(request.url))
+                continue
+            body, truncated = await _read_bounded(response, max_bytes)
+            return Fetched(response.status_code, body, truncated,
+                           (time.monotonic() - started) * 1000, response.charset_encoding, problem)
+        finally:
+            await response.aclose()
+
+
+def _redirect_problem(response: httpx.Response, visited: list[str], max_redirects: int) -> str | None:
+    nxt = response.next_request
+    if nxt is None:
+        return None
+    target = str(nxt.url)
+    if target in visited:
+        loop = visited[visited.index(target):] + [target]
+        return "redirect loop: " + " → ".join(_short_url(u) for u in loop)
+    if len(visited) > max_redirects:
+        return f"more than {max_redirects} redirects (last to {redact(target)})"
+    return None
+
+
+def _short_url(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+async def _read_bounded(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
+    """At most ``max_bytes`` of the body; the rest is never read."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= max_bytes:
+            return b"".join(chunks)[:max_bytes], True
+    return b"".join(chunks), False
+
+
+def _describe(exc: httpx.HTTPError, url: str) -> str:
+    where = _host_port(url)
+    reason = _reason(exc)
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect to {where}: {reason}"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
+        return f"connection to {where} broken: {reason}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"bad HTTP answer from {where}: {reason}"
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return f"bad URL {redact(url)}: {reason}"
+    return f"{type(exc).__name__} from {where}: {reason}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The words that explain it: the OS error under httpx's wrappers if any."""
+    # httpx says "All connection attempts failed" or nothing at all; the
+    # errno underneath says "Connection refused" or "Connection reset by peer".
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if cause is None:
+            break
+        if isinstance(cause, OSError) and cause.errno:
+            # Resolver errors carry negative codes that os.strerror does not know.
+            return os.strerror(cause.errno) if cause.errno > 0 else str(cause.strerror or cause)
+        cause = cause.__cause__ or cause.__context__
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+def _host_port(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return redact(url)
+    host = parts.hostname or "?"
+    return f"{host}:{port}" if port else host
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with the URL's password masked wherever it shows up."""
+    text = text.replace(url, redact(url))
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    if password:
+        text = text.replace(f":{password}@", ":***@")
+    return text
+
+
+def _expected(codes: tuple[int, ...]) -> str:
+    return " or ".join(str(c) for c in codes)
+
+
+class HealthCheck:
+    """One service's health endpoint: status, latency, and what it said when wrong."""
+
+    kind = "http"
+
+    def __init__(self, target: ServiceTarget, client: httpx.AsyncClient | None = None) -> None:
+        self.target = target
+        self.name = target.name
+        self.timeout = target.timeout
+        self._client = client
+        self._own_client = client is None
+
+    async def poll(self) -> Snapshot:
+        if self._client is None:
+            self._client = new_client()
+        try:
+            got = await fetch(self._client, self.target.url, timeout=self.timeout,
+                              headers=self.target.headers)
+        except FetchError as exc:
+            return self.unanswered(str(exc))
+        return self._judge(got)
+
+    def unanswered(self, error: str) -> Snapshot:
+        return self._snapshot(State.UNREACHABLE, error)
+
+    def _judge(self, got: Fetched) -> Snapshot:
+        metrics = {"status_code": got.status, "latency_ms": round(got.latency_ms, 1)}
+        if got.redirect_error is not None:
+            return self._snapshot(State.CRITICAL, got.redirect_error, metrics, got)
+        if got.status not in self.target.expect_status:
+            error = f"HTTP {got.status} (expected {_expected(self.target.expect_status)})"
+            details = {"body": got.text()[:BODY_SHOWN]}
+            return self._snapshot(State.CRITICAL, error, metrics, got, details)
+        return self._snapshot(State.OK, None, metrics, got)
+
+    def _snapshot(self, state: State, error: str | None, metrics: dict | None = None,
+                  got: Fetched | None = None, details: dict | None = None) -> Snapshot:
+        return Snapshot(
+            kind=self.kind, name=self.name, state=state, taken_at=utcnow(), error=error,
+            latency_ms=None if got is None else got.latency_ms,
+            metrics=metrics or {"status_code": None, "latency_ms": None},
+            details={"url": redact(self.target.url), **(details or {})},
+        )
+
+    def forget(self) -> None:
+        # Nothing to drop: httpcore discards a connection whose request was
+        # cancelled, and every poll is a fresh request.
+        pass
+
+    async def close(self) -> None:
+        if self._own_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+async def poll_all(checks: Iterable[HealthCheck]) -> list[Snapshot]:
+    """Every check at once; each bounded by its own timeout, in the given order."""
+    return list(await asyncio.gather(*(_bounded(c) for c in checks)))
+
+
+async def _bounded(check: HealthCheck) -> Snapshot:
+    # The outer deadline is a backstop a little past the check's own. It wins
+    # when the event loop was busy as the check started (its clock started
+    # late); the snapshot is then put in the check's own terms.
+    snap = await bounded_poll(check, check.timeout * 1.05)
+    if snap.metrics:
+        return snap
+    error = snap.error or "no answer"
+    if error.startswith("timed out after"):
+        error = f"timed out after {check.timeout:g}s"
+    return check.unanswered(error)

@@ -1,0 +1,404 @@
+"""Kubernetes workloads of one namespace: ready vs desired, restarts, crash loops, warnings.
+
+The official ``kubernetes`` client blocks, so every read runs in a thread
+(``asyncio.to_thread``) with ``_request_timeout`` on each call, all calls of
+one poll sharing a single deadline: a slow API server costs at most
+``target.timeout``. urllib3 retries are switched off for the same reason
+(its default retries a read timeout three times). Lists are read as raw JSON
+(``_preload_content=False``): the model classes add nothing we need, are slow
+to build, and would turn a truncated body into an obscure error.
+
+The client is imported where it is used: importing it takes a noticeable
+part of a second, which the console's startup should not pay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping
+
+from console.config import KubernetesTarget, redact
+from console.sources.base import Backoff, Snapshot, State, describe_error, unreachable, utcnow
+
+KIND = "kubernetes"
+EVENT_WINDOW_S = 15 * 60
+MAX_EVENTS = 20
+MAX_MESSAGE = 500
+# One page per list: enough for any namespace one person can watch, and a
+# bound on what a huge namespace costs the API server and us.
+LIST_LIMIT = 500
+# bounded_poll's deadline sits a little past ours so that our own, clearer
+# "timed out" is what the operator reads, and the thread has ended by then.
+GRACE_S = 1.0
+
+METRIC_KEYS = ("workloads", "unavailable_replicas", "pods_not_ready", "restarts",
+               "crashlooping_pods", "oom_killed_pods", "warning_events")
+# Waiting reasons that mean a container will not come up without help;
+# ContainerCreating and PodInitializing are only slow.
+BAD_WAITING = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
+               "CreateContainerError", "RunContainerError", "InvalidImageName"}
+
+
+class InvalidResponse(Exception):
+    """The API server answered, but not with a Kubernetes List."""
+
+
+class ConfigProblem(Exception):
+    """No client could be built: the kubeconfig or in-cluster setup is wrong."""
+
+
+class WorkloadWatch:
+    """One configured namespace, read through the target's kubeconfig context."""
+
+    kind = KIND
+
+    def __init__(self, target: KubernetesTarget, namespace: str,
+                 clock: Callable[[], datetime] = utcnow, backoff: Backoff | None = None) -> None:
+        self.target = target
+        self.namespace = namespace
+        self.name = namespace
+        self.timeout = target.timeout + GRACE_S
+        self._clock = clock
+        self._backoff = backoff or Backoff()
+        # (ApiClient, AppsV1Api, CoreV1Api), built once in the worker thread
+        self._api: tuple[Any, Any, Any] | None = None
+        self._host = "API server"
+        self._last_error = ""
+        self._in_flight = False
+
+    async def poll(self) -> Snapshot:
+        if not self._backoff.ready():
+            wait = math.ceil(self._backoff.wait_left())
+            return self._unreachable(f"{self._last_error} (retrying in {wait}s)")
+        if self._in_flight:
+            # A thread cannot be cancelled: while an abandoned read still runs,
+            # starting another would only pile threads onto a sick server.
+            return self._unreachable(f"previous request to {self._host} still running")
+        try:
+            lists, latency_s = await asyncio.to_thread(self._read_guarded)
+            now = self._clock()
+            metrics, details = summarize(lists, now)
+        except Exception as exc:  # whatever the server or the network did, as one line
+            return self._lost(self._describe(exc))
+        self._backoff.succeeded()
+        return Snapshot(kind=KIND, name=self.name, state=State.OK, taken_at=now,
+                        latency_ms=latency_s * 1000, metrics=metrics, details=details)
+
+    async def close(self) -> None:
+        apis, self._api = self._api, None
+        if apis is not None:
+            apis[0].close()  # closes idle pooled sockets; no network round trip
+
+    def forget(self) -> None:
+        # A client whose request timed out may hold a half-read socket; the
+        # next poll builds a fresh one (re-reading the kubeconfig, which also
+        # picks up refreshed credentials).
+        self._api = None
+
+    # ---- in the worker thread ------------------------------------------
+    def _read_guarded(self) -> tuple[dict[str, list], float]:
+        # Set here, not in poll: a job cancelled before its thread started
+        # never runs, and must not leave the flag up.
+        self._in_flight = True
+        try:
+            return self._read()
+        finally:
+            self._in_flight = False
+
+    def _read(self) -> tuple[dict[str, list], float]:
+        """The four Lists, and how long the API server took to give them."""
+        api, apps, core = self._api or self._connect()
+        self._api = (api, apps, core)
+        # The clock starts after the client is built: the first poll also
+        # imports the client's API modules, which is not the server's delay.
+        started, ns = time.monotonic(), self.namespace
+        deadline = started + self.target.timeout
+        lists = {
+            "deployments": _list(apps.list_namespaced_deployment, ns, deadline),
+            "statefulsets": _list(apps.list_namespaced_stateful_set, ns, deadline),
+            "pods": _list(core.list_namespaced_pod, ns, deadline),
+            "events": _list(core.list_namespaced_event, ns, deadline, field_selector="type=Warning"),
+        }
+        return lists, time.monotonic() - started
+
+    def _connect(self) -> tuple[Any, Any, Any]:
+        from kubernetes import client, config
+
+        settings = client.Configuration(retries=False)
+        where = self._config_source()
+        try:
+            if self.target.in_cluster:
+                config.load_incluster_config(client_configuration=settings)
+                api = client.ApiClient(settings)
+            else:
+                path = os.path.expanduser(self.target.kubeconfig) if self.target.kubeconfig else None
+                if path and not os.path.exists(path):
+                    raise ConfigProblem(f"{where}: no such file")
+                api = config.new_client_from_config(config_file=path, context=self.target.context,
+                                                    client_configuration=settings)
+        except ConfigProblem:
+            raise
+        except Exception as exc:  # bad YAML, unknown context, missing service account …
+            raise ConfigProblem(f"{where}: {_one_line(describe_error(exc).removeprefix('ConfigException: '))}") from exc
+        self._host = redact(api.configuration.host)
+        return api, client.AppsV1Api(api), client.CoreV1Api(api)
+
+    def _config_source(self) -> str:
+        if self.target.in_cluster:
+            return "in-cluster config"
+        path = self.target.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        return f"kubeconfig {path}"
+
+    # ---- failures --------------------------------------------------------
+    def _lost(self, error: str) -> Snapshot:
+        self.forget()
+        self._last_error = error
+        self._backoff.failed()
+        return self._unreachable(error)
+
+    def _unreachable(self, error: str) -> Snapshot:
+        return unreachable(KIND, self.name, error, dict.fromkeys(METRIC_KEYS))
+
+    def _describe(self, exc: BaseException) -> str:
+        try:
+            return describe_failure(exc, self.target.timeout, self._host)
+        except Exception:  # e.g. the client itself failed to import
+            return describe_error(exc)
+
+
+def _list(call: Callable[..., Any], namespace: str, deadline: float, **params: Any) -> list:
+    """One page of a namespaced List, as plain JSON items."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    response = call(namespace, limit=LIST_LIMIT, _preload_content=False, _request_timeout=left, **params)
+    try:
+        raw = response.data
+    finally:
+        response.release_conn()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidResponse("invalid JSON from API server") from None
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise InvalidResponse("unexpected answer from API server: not a Kubernetes List")
+    return [item for item in items if isinstance(item, dict)]
+
+
+def describe_failure(exc: BaseException, timeout: float, host: str) -> str:
+    """One line for the operator, from whatever the client raised."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3 import exceptions as http
+
+    if isinstance(exc, http.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, http.NewConnectionError):  # before timeouts: urllib3 makes it one
+        return f"cannot connect to {host}: {_errno_text(str(exc))}"
+    if isinstance(exc, (TimeoutError, http.TimeoutError)):
+        return f"timed out after {timeout:g}s"
+    if isinstance(exc, ApiException):
+        return _describe_status(exc)
+    if isinstance(exc, http.ProtocolError):
+        return f"connection to {host} lost: {_errno_text(str(exc))}"
+    if isinstance(exc, (InvalidResponse, ConfigProblem)):
+        return str(exc)
+    if isinstance(exc, (TypeError, ValueError, AttributeError, KeyError)):
+        return f"unexpected answer from API server: {describe_error(exc)}"
+    return describe_error(exc)
+
+
+def _describe_status(exc: Any) -> str:
+    """``HTTP 403 Forbidden: pods is forbidden: ...`` from the Status object."""
+    if not exc.status:  # TLS and request-building failures come with status 0
+        return _one_line(str(exc.reason or "request failed"))
+    head = f"HTTP {exc.status} {exc.reason or ''}".rstrip()
+    try:
+        message = json.loads(exc.body or "").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    if not message or message == exc.reason:
+        return head
+    return f"{head}: {_one_line(str(message))}"
+
+
+def _errno_text(text: str) -> str:
+    # urllib3 says "<HTTPConnection object at 0x7f…>: Failed to establish a new
+    # connection: [Errno 111] Connection refused"; the operator needs the end.
+    found = re.search(r"\[Errno -?\d+\]\s*(.+)$", text)
+    return _one_line(found.group(1) if found else text.rsplit(": ", 1)[-1])
+
+
+def _one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+# ---- from raw Lists to metrics and rows ------------------------------------
+
+def summarize(lists: Mapping[str, list], now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    pods = lists["pods"]
+    workloads = [_workload_row(kind, w, pods)
+                 for kind, key in (("Deployment", "deployments"), ("StatefulSet", "statefulsets"))
+                 for w in lists[key]]
+    problem_pods = [_pod_row(p) for p in pods if _is_problem(p)]
+    events = _recent_events(lists["events"], now)
+    metrics = {
+        "workloads": len(workloads),
+        "unavailable_replicas": sum(max(0, w["desired"] - w["ready"]) for w in workloads),
+        "pods_not_ready": sum(1 for p in pods if _not_ready(p)),
+        "restarts": sum(_restarts(p) for p in pods),
+        "crashlooping_pods": sum(1 for p in pods if "CrashLoopBackOff" in _problems(p)),
+        "oom_killed_pods": sum(1 for p in pods if "OOMKilled" in _problems(p)),
+        "warning_events": len(events),
+    }
+    details = {"workloads": tuple(workloads), "pods": tuple(problem_pods), "events": tuple(events[:MAX_EVENTS])}
+    return metrics, details
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _workload_row(kind: str, workload: dict, pods: list) -> dict[str, Any]:
+    name = str(_get(workload, "metadata", "name"))
+    mine = [p for p in pods if _owner(p) == (kind, name)]
+    desired = _get(workload, "spec", "replicas")
+    problems: list[str] = []
+    for pod in mine:
+        problems += [r for r in _problems(pod) if r not in problems]
+    return {
+        "kind": kind,
+        "name": name,
+        "ready": int(_get(workload, "status", "readyReplicas") or 0),
+        "desired": 1 if desired is None else int(desired),  # the API's default
+        "restarts": sum(_restarts(p) for p in mine),
+        "problems": problems,
+    }
+
+
+def _owner(pod: dict) -> tuple[str, str] | None:
+    """The Deployment or StatefulSet that controls a pod, from its owner reference.
+
+    A Deployment's pods are owned by a ReplicaSet named ``<deployment>-<pod-template-hash>``.
+    """
+    for ref in _get(pod, "metadata", "ownerReferences") or ():
+        if not isinstance(ref, dict) or not ref.get("controller"):
+            continue
+        kind, name = ref.get("kind"), str(ref.get("name"))
+        if kind == "StatefulSet":
+            return ("StatefulSet", name)
+        suffix = "-" + str(_get(pod, "metadata", "labels", "pod-template-hash"))
+        if kind == "ReplicaSet" and name.endswith(suffix):
+            return ("Deployment", name[: -len(suffix)])
+    return None
+
+
+def _containers(pod: dict) -> list[dict]:
+    found = (_get(pod, "status", "initContainerStatuses") or []) + (_get(pod, "status", "containerStatuses") or [])
+    return [c for c in found if isinstance(c, dict)]
+
+
+def _restarts(pod: dict) -> int:
+    return sum(int(c.get("restartCount") or 0) for c in _containers(pod))
+
+
+def _problems(pod: dict) -> list[str]:
+    """CrashLoopBackOff and friends, and OOMKilled now or on the last run."""
+    out: list[str] = []
+    for c in _containers(pod):
+        waiting = _get(c, "state", "waiting", "reason")
+        killed = "OOMKilled" in (_get(c, "state", "terminated", "reason"), _get(c, "lastState", "terminated", "reason"))
+        for reason in (waiting if waiting in BAD_WAITING else None, "OOMKilled" if killed else None):
+            if reason and reason not in out:
+                out.append(reason)
+    return out
+
+
+def _ready(pod: dict) -> bool:
+    return any(_get(c, "type") == "Ready" and _get(c, "status") == "True"
+               for c in _get(pod, "status", "conditions") or ())
+
+
+def _not_ready(pod: dict) -> bool:
+    # Completed job pods and evicted pods are not ready by design.
+    return _get(pod, "status", "phase") not in ("Succeeded", "Failed") and not _ready(pod)
+
+
+def _is_problem(pod: dict) -> bool:
+    return _not_ready(pod) or bool(_problems(pod)) or _get(pod, "status", "phase") == "Failed"
+
+
+def _pod_row(pod: dict) -> dict[str, Any]:
+    statuses = [c for c in _get(pod, "status", "containerStatuses") or () if isinstance(c, dict)]
+    total = len(statuses) or len(_get(pod, "spec", "containers") or ())
+    return {
+        "name": str(_get(pod, "metadata", "name")),
+        "phase": str(_get(pod, "status", "phase") or "Unknown"),
+        "ready": f"{sum(1 for c in statuses if c.get('ready'))}/{total}",
+        "restarts": _restarts(pod),
+        "reason": _pod_reason(pod),
+    }
+
+
+def _pod_reason(pod: dict) -> str:
+    """The most telling reason: a container problem, the pod's own, a failing condition."""
+    problems = _problems(pod)
+    if problems:
+        return ", ".join(problems)
+    if _get(pod, "status", "reason"):  # Evicted, NodeLost …
+        return str(_get(pod, "status", "reason"))
+    for c in _containers(pod):
+        if _get(c, "state", "waiting", "reason"):
+            return str(_get(c, "state", "waiting", "reason"))
+    for cond in _get(pod, "status", "conditions") or ():
+        if _get(cond, "status") == "False" and _get(cond, "reason"):
+            return str(_get(cond, "reason"))
+    return "NotReady" if _not_ready(pod) else str(_get(pod, "status", "phase") or "")
+
+
+def _recent_events(events: Iterable[dict], now: datetime) -> list[dict[str, Any]]:
+    """Warning events last seen within the window, newest first."""
+    rows = []
+    for event in events:
+        seen = _last_seen(event)
+        if event.get("type") != "Warning" or seen is None:
+            continue
+        age = (now - seen).total_seconds()
+        if age > EVENT_WINDOW_S:
+            continue
+        rows.append((seen, {
+            "age_s": max(0, int(age)),  # a node's clock may run ahead of ours
+            "object": f"{_get(event, 'involvedObject', 'kind')}/{_get(event, 'involvedObject', 'name')}",
+            "reason": str(event.get("reason") or ""),
+            "message": _truncate(str(event.get("message") or "")),
+            "count": int(event.get("count") or _get(event, "series", "count") or 1),
+        }))
+    rows.sort(key=lambda row: row[0], reverse=True)
+    return [row for _, row in rows]
+
+
+def _last_seen(event: dict) -> datetime | None:
+    # Core events carry lastTimestamp; those written through events.k8s.io
+    # (the scheduler's) carry eventTime and, when repeated, series.
+    for stamp in (_get(event, "series", "lastObservedTime"), event.get("lastTimestamp"),
+                  event.get("eventTime"), _get(event, "metadata", "creationTimestamp")):
+        if isinstance(stamp, str):
+            try:
+                seen = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return seen if seen.tzinfo else seen.replace(tzinfo=timezone.utc)
+    return None
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"

@@ -1,0 +1,321 @@
+"""PostgreSQL: connections against max_connections, long and blocked sessions.
+
+One connection per source, held open between polls: when the server runs out
+of connection slots, the console must still see it, and a new connection is
+exactly what it would refuse. Each refresh is one statement, so that watching
+a struggling server adds as little to its load as possible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from typing import Any, Awaitable, Callable
+from urllib.parse import urlsplit
+
+from console.config import PostgresTarget
+from console.sources.base import Backoff, Snapshot, State, unreachable, utcnow
+
+APPLICATION = "incident-console"
+MAX_SESSIONS = 25
+QUERY_CHARS = 300
+
+# Everything in one round trip. Durations are cast to numeric because
+# extract() returns double precision before PostgreSQL 14. The CTE is referenced several times, so the
+# planner materialises it: pg_stat_activity is read once. pg_blocking_pids()
+# takes the lock manager's locks, so it is asked only for sessions that wait
+# on a lock (no other session can be blocked in its sense).
+REFRESH_SQL = f"""
+WITH sessions AS (
+    SELECT pid, datname, usename, application_name,
+           CASE WHEN client_addr IS NULL THEN 'local'
+                ELSE host(client_addr) || ':' || client_port END AS client,
+           coalesce(state, 'unknown') AS state,
+           wait_event,
+           left(query, {QUERY_CHARS}) AS query,
+           CASE WHEN state = 'active'
+                THEN round(greatest(extract(epoch FROM now() - query_start), 0)::numeric, 3) END AS query_s,
+           round(greatest(extract(epoch FROM now() - xact_start), 0)::numeric, 3) AS xact_s,
+           CASE WHEN state LIKE 'idle in transaction%'
+                THEN round(greatest(extract(epoch FROM now() - state_change), 0)::numeric, 3) END AS idle_xact_s,
+           CASE WHEN wait_event_type = 'Lock' THEN pg_blocking_pids(pid)
+                ELSE '{{}}'::int[] END AS blocked_by
+    FROM pg_stat_activity
+    WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+),
+victims AS (
+    SELECT b.pid, count(*) AS n
+    FROM sessions s, unnest(s.blocked_by) AS b(pid)
+    GROUP BY b.pid
+),
+notable AS (
+    SELECT s.*, row_number() OVER (
+               ORDER BY coalesce(v.n, 0) DESC, cardinality(s.blocked_by) > 0 DESC,
+                        greatest(coalesce(s.xact_s, 0), coalesce(s.query_s, 0)) DESC, s.pid
+           ) AS rank
+    FROM sessions s LEFT JOIN victims v USING (pid)
+    WHERE v.n > 0 OR cardinality(s.blocked_by) > 0
+       OR s.state LIKE 'idle in transaction%' OR s.query_s > 1
+),
+per_database AS (
+    SELECT datname, count(*) AS total,
+           count(*) FILTER (WHERE state = 'active') AS active,
+           count(*) FILTER (WHERE state = 'idle') AS idle,
+           count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction
+    FROM sessions GROUP BY datname
+)
+SELECT json_build_object(
+    'server_version', current_setting('server_version'),
+    'max_connections', current_setting('max_connections')::int,
+    'connections_total', (SELECT count(*) FROM sessions),
+    'connections_by_state',
+        (SELECT coalesce(json_object_agg(state, n), '{{}}')
+         FROM (SELECT state, count(*) AS n FROM sessions GROUP BY state) AS by_state),
+    'idle_in_transaction',
+        (SELECT count(*) FROM sessions WHERE state LIKE 'idle in transaction%'),
+    'longest_query_s', (SELECT coalesce(max(query_s), 0) FROM sessions),
+    'longest_transaction_s', (SELECT coalesce(max(xact_s), 0) FROM sessions),
+    'longest_idle_in_transaction_s', (SELECT coalesce(max(idle_xact_s), 0) FROM sessions),
+    'blocked_sessions', (SELECT count(*) FROM sessions WHERE cardinality(blocked_by) > 0),
+    'sessions',
+        (SELECT coalesce(json_agg(json_build_object(
+                    'pid', pid, 'database', datname, 'user', usename,
+                    'application', application_name, 'client', client, 'state', state,
+                    'wait_event', wait_event, 'query_s', query_s, 'xact_s', xact_s,
+                    'query', query, 'blocked_by', blocked_by) ORDER BY rank), '[]')
+         FROM notable WHERE rank <= {MAX_SESSIONS}),
+    'databases',
+        (SELECT coalesce(json_agg(json_build_object(
+                    'database', datname, 'total', total, 'active', active, 'idle', idle,
+                    'idle_in_transaction', idle_in_transaction)
+                    ORDER BY total DESC, datname), '[]')
+         FROM per_database)
+)
+"""
+
+
+class _Deadline(Exception):
+    """The poll's own deadline passed while psycopg was still waiting."""
+
+
+class PostgresSource:
+    kind = "postgres"
+
+    def __init__(self, target: PostgresTarget, backoff: Backoff | None = None) -> None:
+        self.target = target
+        self.name = target.name
+        self.timeout = target.timeout
+        self._backoff = backoff or Backoff()
+        self._conn: Any = None  # psycopg.AsyncConnection, imported lazily
+        self._inflight: asyncio.Task | None = None
+        self._last_error = ""
+
+    # ---- the contract ----------------------------------------------------
+    async def poll(self) -> Snapshot:
+        deadline = time.monotonic() + self.timeout
+        if self._conn is None:
+            if not self._backoff.ready():
+                wait = math.ceil(self._backoff.wait_left())
+                return self._down(f"{self._last_error}; retrying in {wait}s")
+            error = await self._connect(deadline)
+            if error is not None:
+                return self._down(error)
+        return await self._read(deadline)
+
+    async def close(self) -> None:
+        self._drop()
+
+    def forget(self) -> None:
+        """Drop the connection now, without a word to the server.
+
+        Called when a poll was abandoned: the server may be hung (SIGSTOP), so
+        nothing here may wait for it.
+        """
+        if self._drop():
+            self._backoff.failed()
+            self._last_error = "timed out; connection dropped"
+
+    # ---- connecting --------------------------------------------------------
+    async def _connect(self, deadline: float) -> str | None:
+        import psycopg
+
+        try:
+            self._conn = await self._guarded(self._open, deadline)
+        except _Deadline:
+            return self._failed(f"cannot connect: timed out after {self.timeout:g}s")
+        except psycopg.Error as exc:
+            return self._failed(f"cannot connect: {self._message(exc)}")
+        return None
+
+    async def _open(self) -> Any:
+        import psycopg
+
+        return await psycopg.AsyncConnection.connect(
+            self.target.dsn,
+            autocommit=True,
+            # No server-side prepared statements: they break behind a
+            # transaction-pooling pgbouncer and save nothing on one query.
+            prepare_threshold=None,
+            application_name=APPLICATION,
+            # libpq counts whole seconds, at least 2; _guarded enforces ours.
+            connect_timeout=max(2, math.ceil(self.timeout)),
+            options=self._options(),
+        )
+
+    def _options(self) -> str:
+        """The DSN's own ``options`` plus a statement_timeout.
+
+        The server cancels a slow catalog query a little before our own
+        deadline, so the connection survives and the error says why.
+        """
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            given = str(conninfo_to_dict(self.target.dsn).get("options") or "")
+        except Exception:
+            given = ""  # the connect attempt will report the bad DSN
+        ours = f"-c statement_timeout={max(100, int(self.timeout * 800))}"
+        return f"{given} {ours}".strip()
+
+    def _failed(self, error: str) -> str:
+        self._backoff.failed()
+        self._last_error = error
+        return error
+
+    # ---- reading -------------------------------------------------------------
+    async def _read(self, deadline: float) -> Snapshot:
+        import psycopg
+
+        conn = self._conn
+        started = time.perf_counter()
+        try:
+            reading = await self._guarded(lambda: _fetch(conn), deadline)
+        except _Deadline:
+            return self._lost(f"timed out after {self.timeout:g}s")
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                return self._lost(f"connection lost: {self._message(exc)}")
+            # The server is there but refused this query (statement_timeout,
+            # a cancel from an operator): keep the connection and say why.
+            return self._down(f"catalog query failed: {self._message(exc)}")
+        latency_ms = (time.perf_counter() - started) * 1000
+        self._backoff.succeeded()
+        return Snapshot(kind=self.kind, name=self.name, state=State.OK, taken_at=utcnow(),
+                        latency_ms=latency_ms, metrics=_metrics(reading),
+                        details={"sessions": reading["sessions"], "databases": reading["databases"]})
+
+    def _lost(self, error: str) -> Snapshot:
+        self._drop()
+        return self._down(self._failed(error))
+
+    def _down(self, error: str) -> Snapshot:
+        return unreachable(self.kind, self.name, error)
+
+    # ---- never wait on a server that does not answer ----------------------
+    async def _guarded(self, call: Callable[[], Awaitable[Any]], deadline: float) -> Any:
+        """Run a psycopg call in a task of its own, bounded by ``deadline``.
+
+        If psycopg itself saw the cancellation of a query it would first try
+        to cancel it on the server, waiting up to 10 s on a hung one. So the
+        call runs apart: on a deadline or a cancelled poll the socket is
+        closed first and the task cancelled after, which psycopg then takes
+        without a word to the server.
+        """
+        task = asyncio.ensure_future(call())
+        self._inflight = task
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+        except asyncio.CancelledError:
+            self.forget()
+            raise
+        if not done:
+            self._drop()
+            raise _Deadline()
+        self._inflight = None
+        return task.result()
+
+    def _drop(self) -> bool:
+        """Close the socket and abandon any call in flight; True if there was one."""
+        conn, self._conn = self._conn, None
+        task, self._inflight = self._inflight, None
+        if conn is not None:
+            conn.pgconn.finish()  # closes the socket; never waits for the server
+        if task is not None:
+            task.cancel()  # no-op when it has just finished: _discard tidies up
+            task.add_done_callback(_discard)
+        return conn is not None or task is not None
+
+    def _message(self, exc: BaseException) -> str:
+        return _scrub(_server_message(exc), self.target.dsn)
+
+
+async def _fetch(conn: Any) -> dict[str, Any]:
+    cursor = await conn.execute(REFRESH_SQL)
+    row = await cursor.fetchone()
+    return row[0]
+
+
+def _metrics(reading: dict[str, Any]) -> dict[str, Any]:
+    total = int(reading["connections_total"])
+    limit = int(reading["max_connections"])
+    return {
+        "connections_total": total,
+        "max_connections": limit,
+        "connections_ratio": round(total / limit, 4) if limit else 0.0,
+        "connections_by_state": {str(k): int(v) for k, v in reading["connections_by_state"].items()},
+        "idle_in_transaction": int(reading["idle_in_transaction"]),
+        "longest_query_s": float(reading["longest_query_s"]),
+        "longest_transaction_s": float(reading["longest_transaction_s"]),
+        "longest_idle_in_transaction_s": float(reading["longest_idle_in_transaction_s"]),
+        "blocked_sessions": int(reading["blocked_sessions"]),
+        "server_version": str(reading["server_version"]),
+    }
+
+
+def _discard(task: asyncio.Task) -> None:
+    """Collect an abandoned call: retrieve its error, close a late connection."""
+    if task.cancelled():
+        return
+    if task.exception() is None:
+        late = task.result()
+        pgconn = getattr(late, "pgconn", None)
+        if pgconn is not None:
+            pgconn.finish()
+
+
+_SEVERITY = re.compile(r"\b(?:FATAL|ERROR|PANIC):\s+(.*)")
+_PREFIXES = ("connection failed: ", "consuming input failed: ", "sending query failed: ")
+
+
+def _server_message(exc: BaseException) -> str:
+    """The line an operator needs: the server's own words when it sent any."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if primary:
+        return str(primary)
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    found = _SEVERITY.search(lines[0])
+    if found:
+        return found.group(1).strip()
+    text = lines[0]
+    for prefix in _PREFIXES:
+        text = text.removeprefix(prefix)
+    return text
+
+
+def _scrub(text: str, dsn: str) -> str:
+    """libpq may echo parts of a malformed DSN: never the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except Exception:
+        try:
+            password = urlsplit(dsn).password
+        except ValueError:
+            password = None
+    return text.replace(str(password), "***") if password else text
