@@ -114,8 +114,10 @@ def _print_status_table(snapshots) -> None:
         reading = summary(snap)
         if snap.breaches:
             reading += "  [" + ", ".join(b.describe() for b in snap.breaches) + "]"
+        wrapped = plain(reading, limit=400)
+        wrapped.no_wrap, wrapped.overflow = False, "fold"
         table.add_row(plain(snap.kind), plain(snap.name), plain(STATE_MARK[snap.state]),
-                      plain(millis(snap.latency_ms)), plain(reading, limit=300))
+                      plain(millis(snap.latency_ms)), wrapped)
     Console(highlight=False, soft_wrap=False).print(table)
 
 
