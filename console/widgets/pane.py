@@ -62,6 +62,7 @@ class LivePane(Vertical):
             self._summary_shown = summary
         self.table.sync(self.rows())
         self._restate()
+        self.tick(max(s.taken_at for s in self.snapshots.values()))
 
     def tick(self, now: datetime) -> None:
         """Called every second: update the age label only when its text changes."""
