@@ -23,7 +23,7 @@ import httpx
 
 from console.config import PrometheusTarget, ServiceTarget, redact
 from console.sources.base import Snapshot, State, utcnow
-from console.sources.http import FetchError, Fetched, fetch, new_client
+from console.sources.http import FetchError, Fetched, HttpSource, fetch, poll_deadline
 
 KIND = "errors"
 METRICS = ("error_ratio", "request_rate", "p95_latency_s")
@@ -71,26 +71,23 @@ class Answer:
     error: str | None = None
 
 
-class PrometheusErrors:
+class PrometheusErrors(HttpSource):
     kind = KIND
 
     def __init__(self, service: ServiceTarget, prometheus: PrometheusTarget,
                  client: httpx.AsyncClient | None = None) -> None:
+        super().__init__(client)
         self.service = service
         self.prometheus = prometheus
         self.name = service.name
-        self.timeout = prometheus.timeout
+        self.timeout = poll_deadline(prometheus.timeout)
         self.queries = queries_for(service, prometheus)
         self._endpoint = prometheus.url.rstrip("/") + "/api/v1/query"
-        self._client = client
-        self._own_client = client is None
 
     async def poll(self) -> Snapshot:
-        if self._client is None:
-            self._client = new_client()
         started = time.monotonic()
         answers = dict(zip(self.queries, await asyncio.gather(
-            *(self._query(self._client, promql) for promql in self.queries.values()))))
+            *(self._query(self.client(), promql) for promql in self.queries.values()))))
         latency = (time.monotonic() - started) * 1000
         values = {name: a.value for name, a in answers.items()}
         notes = [f"{name}: {note}" for name, a in answers.items() for note in a.notes]
@@ -101,18 +98,11 @@ class PrometheusErrors:
     async def _query(self, client: httpx.AsyncClient, promql: str) -> Answer:
         url = f"{self._endpoint}?{urlencode({'query': promql})}"
         try:
-            got = await fetch(client, url, timeout=self.timeout, max_bytes=MAX_API_ANSWER)
+            got = await fetch(client, url, timeout=self.prometheus.timeout, max_bytes=MAX_API_ANSWER)
         except FetchError as exc:
             return Answer(error=str(exc))
         return read_answer(got)
 
-    def forget(self) -> None:
-        pass  # stateless GETs: httpcore drops a connection whose request was cancelled
-
-    async def close(self) -> None:
-        if self._own_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
 
 
 def _combine(failed: dict[str, str]) -> str | None:
@@ -316,7 +306,7 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> tuple[float
     return lower + (upper - lower) * (rank - below) / (counts[b] - below), None
 
 
-class ScrapedErrors:
+class ScrapedErrors(HttpSource):
     """Rates from two scrapes of a service's own ``/metrics``, no Prometheus needed."""
 
     kind = KIND
@@ -325,20 +315,17 @@ class ScrapedErrors:
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not service.metrics:
             raise ValueError(f"service {service.name!r} has no metrics URL to scrape")
+        super().__init__(client)
         self.service = service
         self.name = service.name
-        self.timeout = service.timeout
+        self.timeout = poll_deadline(service.timeout)
         self.clock = clock
         self._url = service.metrics
-        self._client = client
-        self._own_client = client is None
-        self._last: Scrape | None = None
+        self._last: Scrape | None = None  # the baseline; kept across failed scrapes
 
     async def poll(self) -> Snapshot:
-        if self._client is None:
-            self._client = new_client()
         try:
-            got = await fetch(self._client, self._url, timeout=self.timeout,
+            got = await fetch(self.client(), self._url, timeout=self.service.timeout,
                               headers=self.service.headers, max_bytes=MAX_EXPOSITION)
         except FetchError as exc:
             return self._failed(str(exc))
@@ -366,11 +353,3 @@ class ScrapedErrors:
 
     def _failed(self, error: str, latency_ms: float | None = None) -> Snapshot:
         return _snapshot(self.name, "scrape", State.UNREACHABLE, {}, [], error, latency_ms)
-
-    def forget(self) -> None:
-        pass  # stateless GETs; the counter baseline stays valid across a timeout
-
-    async def close(self) -> None:
-        if self._own_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()

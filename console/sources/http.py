@@ -25,6 +25,14 @@ from console.sources.base import Snapshot, State, bounded_poll, describe_error, 
 MAX_BODY = 64 * 1024
 MAX_REDIRECTS = 5
 BODY_SHOWN = 200  # characters of an unexpected answer kept for the pane
+# ``source.timeout`` (the deadline bounded_poll puts on a whole poll) sits a
+# little past the request's own, so that the request's deadline fires first and
+# the snapshot says "timed out after 2s" in the source's own terms.
+GRACE = 0.05
+
+
+def poll_deadline(timeout: float) -> float:
+    return timeout * (1 + GRACE)
 # Health endpoints have no use for compression, and an uncompressed body is
 # one whose size we bound by counting bytes (a gzip bomb would not be).
 _DEFAULT_HEADERS = {"Accept-Encoding": "identity", "User-Agent": "incident-console"}
@@ -192,23 +200,46 @@ def _expected(codes: tuple[int, ...]) -> str:
     return " or ".join(str(c) for c in codes)
 
 
-class HealthCheck:
+class HttpSource:
+    """A source speaking HTTP: one client, made on first use unless shared.
+
+    A shared client is the caller's to close; one made here is closed here.
+    """
+
+    def __init__(self, client: httpx.AsyncClient | None) -> None:
+        self._client = client
+        self._own_client = client is None
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = new_client()
+        return self._client
+
+    def forget(self) -> None:
+        # Nothing to drop: httpcore discards a connection whose request was
+        # cancelled, and every poll is a fresh request.
+        pass
+
+    async def close(self) -> None:
+        if self._own_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+class HealthCheck(HttpSource):
     """One service's health endpoint: status, latency, and what it said when wrong."""
 
     kind = "http"
 
     def __init__(self, target: ServiceTarget, client: httpx.AsyncClient | None = None) -> None:
+        super().__init__(client)
         self.target = target
         self.name = target.name
-        self.timeout = target.timeout
-        self._client = client
-        self._own_client = client is None
+        self.timeout = poll_deadline(target.timeout)
 
     async def poll(self) -> Snapshot:
-        if self._client is None:
-            self._client = new_client()
         try:
-            got = await fetch(self._client, self.target.url, timeout=self.timeout,
+            got = await fetch(self.client(), self.target.url, timeout=self.target.timeout,
                               headers=self.target.headers)
         except FetchError as exc:
             return self.unanswered(str(exc))
@@ -236,15 +267,6 @@ class HealthCheck:
             details={"url": redact(self.target.url), **(details or {})},
         )
 
-    def forget(self) -> None:
-        # Nothing to drop: httpcore discards a connection whose request was
-        # cancelled, and every poll is a fresh request.
-        pass
-
-    async def close(self) -> None:
-        if self._own_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
 
 
 async def poll_all(checks: Iterable[HealthCheck]) -> list[Snapshot]:
@@ -253,13 +275,12 @@ async def poll_all(checks: Iterable[HealthCheck]) -> list[Snapshot]:
 
 
 async def _bounded(check: HealthCheck) -> Snapshot:
-    # The outer deadline is a backstop a little past the check's own. It wins
-    # when the event loop was busy as the check started (its clock started
-    # late); the snapshot is then put in the check's own terms.
-    snap = await bounded_poll(check, check.timeout * 1.05)
+    snap = await bounded_poll(check)
     if snap.metrics:
         return snap
+    # bounded_poll's backstop fired (the event loop was busy as the check
+    # started, so the check's own clock started late): say it in its terms.
     error = snap.error or "no answer"
     if error.startswith("timed out after"):
-        error = f"timed out after {check.timeout:g}s"
+        error = f"timed out after {check.target.timeout:g}s"
     return check.unanswered(error)
