@@ -131,10 +131,24 @@ def _console(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
+def _exit_on_hangup() -> None:
+    """SIGHUP (the SSH session dropped) and SIGTERM end the process through
+    SystemExit, so ``finally`` blocks stop what we started."""
+    import signal
+
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, leave)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from console.demo.sandbox import DemoSandbox
 
-    print("starting the demo sandbox (PostgreSQL, Redis, two HTTP services)…", file=sys.stderr)
+    print("starting the demo sandbox (PostgreSQL, Redis, two HTTP services, recorded Kubernetes)…",
+          file=sys.stderr)
+    _exit_on_hangup()
     sandbox = DemoSandbox()
     try:
         sandbox.start()

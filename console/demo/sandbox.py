@@ -32,10 +32,13 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from console.kubefake import KubeFake
 from console.demo.service import DemoService
 from console.sandbox import PostgresServer, RedisServer
 from console.sources.base import describe_error
 
+K8S_RECORDED = Path(__file__).resolve().parent / "k8s"
+APP_ROLE = "checkout"  # the application's own role, not a superuser
 REPO_PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 MAXMEMORY = 64 * 1024 * 1024
 FILLER_DB = 1           # eviction filler lives apart, so clearing it is one FLUSHDB
@@ -52,6 +55,7 @@ class DemoSandbox:
         self.root: Path | None = None
         self.postgres: PostgresServer | None = None
         self.redis: RedisServer | None = None
+        self.kube: KubeFake | None = None
         self.checkout = DemoService("checkout-api", rate=20.0, median_s=0.06)
         self.payments = DemoService("payments-api", rate=8.0, median_s=0.12, base_error_rate=0.002)
         self._services_started: list[DemoService] = []
@@ -78,6 +82,10 @@ class DemoSandbox:
             for service in (self.checkout, self.payments):
                 service.start()
                 self._services_started.append(service)
+            # No API server runs here: the demo's cluster is recorded responses,
+            # served with their timestamps moved to now.
+            self.kube = KubeFake(K8S_RECORDED, live=True).start()
+            self.kube.write_kubeconfig(self.root / "kubeconfig", context="demo", namespace="app")
             self._start_load()
             self._write_config()
         except BaseException:
@@ -104,6 +112,10 @@ class DemoSandbox:
                 with contextlib.suppress(Exception):
                     service.stop()
             self._services_started = []
+            if self.kube is not None:
+                with contextlib.suppress(Exception):
+                    self.kube.stop()
+                self.kube = None
             for server in (self.redis, self.postgres):
                 if server is not None:
                     with contextlib.suppress(Exception):
@@ -127,8 +139,14 @@ class DemoSandbox:
         return self.root / "config.yaml"
 
     def app_dsn(self, application_name: str) -> str:
+        """The application's own role: not a superuser, so when it exhausts the
+        server the reserved slots still let the console's monitor in."""
         assert self.postgres is not None
-        return self.postgres.dsn("app", application_name=application_name)
+        return self.postgres.dsn("app", user=APP_ROLE, application_name=application_name)
+
+    def monitor_dsn(self) -> str:
+        assert self.postgres is not None
+        return self.postgres.dsn("app", application_name="incident-console")
 
     def summary(self) -> list[str]:
         """What runs where, for printing before the screen takes over."""
@@ -154,11 +172,14 @@ class DemoSandbox:
         doc = {
             "environment": {"name": "demo-sandbox", "banner": "blue", "read_only": False},
             "refresh": 2,
-            "postgres": [{"name": "app-db", "dsn": self.app_dsn("incident-console")}],
+            "postgres": [{"name": "app-db", "dsn": self.monitor_dsn()}],
             "redis": [{"name": "cache", "url": self.redis.url}],
             "services": [{"name": s.name, "url": s.health_url, "timeout": 2, "metrics": s.metrics_url}
                          for s in (self.checkout, self.payments)],
         }
+        if self.kube is not None and self.root is not None:
+            doc["kubernetes"] = {"kubeconfig": str(self.root / "kubeconfig"), "context": "demo",
+                                 "namespaces": ["app"], "timeout": 3}
         if REPO_PLAYBOOKS.is_dir():
             doc["playbooks"] = [str(REPO_PLAYBOOKS)]
         self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
@@ -195,6 +216,7 @@ class DemoSandbox:
                                  self._exhaust_postgres),
             "block-postgres": ("PostgreSQL: a session holds ACCESS EXCLUSIVE on orders, another waits",
                                self._block_postgres),
+            "k8s-forbidden": ("Kubernetes: the API server answers 403 Forbidden", self._k8s_forbidden),
             "hang-redis": ("Redis: SIGSTOP the server (SIGCONT when toggled off)", self._hang_redis),
             "redis-evictions": ("Redis: keep writing past maxmemory so keys are evicted",
                                 self._redis_evictions),
@@ -208,12 +230,17 @@ class DemoSandbox:
                          partial(self._api_fault, "hang", True, "/health hangs for 30 s")),
         }
 
+    def _k8s_forbidden(self) -> tuple[str, Undo]:
+        assert self.kube is not None
+        self.kube.set_fault("403")
+        return "the API server answers 403", partial(self.kube.set_fault, None)
+
     def _exhaust_postgres(self) -> tuple[str, Undo]:
         assert self.postgres is not None
         held: list[psycopg.Connection] = []
         try:
-            # A leaking pool: connect until the server says no. As superuser we
-            # also take the reserved slots, so nobody new gets in.
+            # A leaking pool: connect until the server says no; only the
+            # superuser-reserved slots stay free.
             for _ in range(self.postgres.max_connections + 5):
                 held.append(psycopg.connect(self.app_dsn("checkout-api"), autocommit=True))
         except psycopg.OperationalError as exc:
@@ -261,8 +288,9 @@ class DemoSandbox:
 # ---- PostgreSQL ------------------------------------------------------------
 def _create_app_database(server: PostgresServer) -> None:
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE app")
-    with psycopg.connect(server.dsn("app"), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN")
+        conn.execute(f"CREATE DATABASE app OWNER {APP_ROLE}")
+    with psycopg.connect(server.dsn("app", user=APP_ROLE), autocommit=True) as conn:
         conn.execute("""
             CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL, created_at timestamptz NOT NULL);
             INSERT INTO customers
