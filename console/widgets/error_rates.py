@@ -12,7 +12,7 @@ from console.text import plain
 from console.widgets.pane import LivePane, state_cell
 from console.widgets.table import Row
 
-HISTORY = 24
+HISTORY = 12
 # A sparkline as text so it can sit in a table cell (Textual's Sparkline is a
 # whole widget); eight block heights, scaled to the window's own maximum.
 BARS = "▁▂▃▄▅▆▇█"
@@ -29,7 +29,7 @@ def sparkline(values) -> str:
 class ErrorRatesPane(LivePane):
     TITLE = "2 Error rates"
     KINDS = ("errors",)
-    COLUMNS = (("State", 8), ("Service", 20), ("5xx", 7), ("req/s", 7), ("p95", 7), ("5xx trend", HISTORY),
+    COLUMNS = (("State", 7), ("Service", 16), ("5xx", 6), ("5xx trend", HISTORY), ("req/s", 6), ("p95", 5),
                ("Note", 60))
 
     def __init__(self, **kwargs) -> None:
@@ -56,6 +56,7 @@ class ErrorRatesPane(LivePane):
             notes = snap.error or "; ".join(snap.details.get("notes", ()))
             rows.append((snap.name, (
                 state_cell(snap.state), plain(snap.name), plain(percent(m.get("error_ratio"))),
+                plain(sparkline(self.history.get(snap.name, ())), "red"),
                 plain(number(m.get("request_rate"))), plain(duration(m.get("p95_latency_s"))),
-                plain(sparkline(self.history.get(snap.name, ())), "red"), plain(notes, "dim"))))
+                plain(notes, "dim"))))
         return rows

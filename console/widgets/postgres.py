@@ -14,8 +14,10 @@ from console.widgets.table import Row
 class PostgresPane(LivePane):
     TITLE = "3 PostgreSQL"
     KINDS = ("postgres",)
-    COLUMNS = (("PID", 7), ("DB", 10), ("User", 10), ("State", 10), ("Time", 5), ("Blocker", 7),
-               ("Query", 200))
+    # What decides whether to act comes first; the query is cut to what fits,
+    # with database, user and application after it for a wider screen.
+    COLUMNS = (("PID", 7), ("State", 10), ("Time", 5), ("Blocker", 7), ("Query", 60), ("DB", 10),
+               ("User", 10), ("Application", 20))
     # Full state names do not fit a half-width pane.
     SHORT_STATE = {"idle in transaction": "idle in tx", "idle in transaction (aborted)": "idle in tx!",
                    "fastpath function call": "fastpath"}
@@ -53,7 +55,8 @@ class PostgresPane(LivePane):
                 if len(self.snapshots) > 1:
                     pid = f"{snap.name}:{pid}"
                 rows.append((f"{snap.name}:{s.get('pid')}", (
-                    plain(pid), plain(s.get("database") or ""),
-                    plain(s.get("user") or ""), plain(self.SHORT_STATE.get(state, state), style), plain(duration(seconds)),
-                    plain(blocked_by, "red"), plain(s.get("query") or "", limit=300))))
+                    plain(pid), plain(self.SHORT_STATE.get(state, state), style), plain(duration(seconds)),
+                    plain(blocked_by, "red"), plain(s.get("query") or "", limit=300),
+                    plain(s.get("database") or ""), plain(s.get("user") or ""),
+                    plain(s.get("application") or ""))))
         return rows
