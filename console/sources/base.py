@@ -142,6 +142,12 @@ class Source(Protocol):
     async def close(self) -> None: ...
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """Whitespace collapsed to single spaces, cut to ``limit`` with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def describe_error(exc: BaseException) -> str:
     """One line, no traceback: what an operator needs to read at 3 a.m."""
     text = str(exc).strip().splitlines()

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import httpx
 
 from console.config import PrometheusTarget, ServiceTarget, redact
-from console.sources.base import Snapshot, State, utcnow
+from console.sources.base import Snapshot, State, one_line, utcnow
 from console.sources.http import FetchError, Fetched, HttpSource, fetch, poll_deadline
 
 KIND = "errors"
@@ -45,10 +45,6 @@ def _snapshot(name: str, via: str, state: State, values: dict[str, float | None]
     metrics["via"] = via
     return Snapshot(kind=KIND, name=name, state=state, taken_at=utcnow(), error=error,
                     latency_ms=latency_ms, metrics=metrics, details={"notes": tuple(notes)})
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    return " ".join(text.split())[:limit]
 
 
 # ---- Prometheus ------------------------------------------------------------
@@ -127,12 +123,12 @@ def read_answer(got: Fetched) -> Answer:
         doc = None
     if isinstance(doc, dict) and doc.get("status") == "error":
         # Prometheus explains itself: bad_data, timeout, execution, unavailable.
-        return Answer(error=_one_line(f"{doc.get('errorType', 'error')}: {doc.get('error', '')}"))
+        return Answer(error=one_line(f"{doc.get('errorType', 'error')}: {doc.get('error', '')}"))
     if got.status != 200:
         return Answer(error=f"HTTP {got.status} from Prometheus")
     if not (isinstance(doc, dict) and doc.get("status") == "success" and isinstance(doc.get("data"), dict)):
-        return Answer(error="not a Prometheus API answer: " + repr(_one_line(got.text(), 60)))
-    warnings = tuple(_one_line(str(w)) for w in doc.get("warnings") or () if w)
+        return Answer(error="not a Prometheus API answer: " + repr(one_line(got.text(), 60)))
+    warnings = tuple(one_line(str(w)) for w in doc.get("warnings") or () if w)
     answer = _instant_value(doc["data"])
     return Answer(answer.value, warnings + answer.notes, answer.error)
 
@@ -142,7 +138,7 @@ def _instant_value(data: dict) -> Answer:
     if kind == "scalar":
         return _sample_value(result)
     if kind != "vector" or not isinstance(result, list):
-        return Answer(error=f"expected an instant vector, got {_one_line(str(kind), 40)}")
+        return Answer(error=f"expected an instant vector, got {one_line(str(kind), 40)}")
     if not result:
         return Answer(notes=("no data (no series matched)",))
     first = result[0] if isinstance(result[0], dict) else {}
@@ -158,7 +154,7 @@ def _sample_value(pair: Any) -> Answer:
         raw = str(pair[1])
         value = float(raw)
     except (TypeError, ValueError, IndexError, KeyError):
-        return Answer(error=f"unexpected sample {_one_line(repr(pair), 60)}")
+        return Answer(error=f"unexpected sample {one_line(repr(pair), 60)}")
     if math.isnan(value):
         return Answer(notes=("NaN (nothing to divide or rank in the window)",))
     if math.isinf(value):
@@ -215,7 +211,7 @@ def parse_exposition(text: str, at: float) -> Scrape:
     except MalformedExposition:
         raise
     except Exception as exc:  # the parser's errors on hostile input are not all ValueError
-        reason = _one_line(str(exc), 160) or type(exc).__name__
+        reason = one_line(str(exc), 160) or type(exc).__name__
         raise MalformedExposition(f"malformed metrics exposition: {reason}") from None
     return Scrape(at, requests, frozenset(errors), has_status, buckets)
 

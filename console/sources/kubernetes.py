@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from console.config import KubernetesTarget, redact
-from console.sources.base import Backoff, Snapshot, State, describe_error, unreachable, utcnow
+from console.sources.base import Backoff, Snapshot, State, describe_error, one_line, unreachable, utcnow
 
 KIND = "kubernetes"
 EVENT_WINDOW_S = 15 * 60
@@ -145,7 +145,7 @@ class WorkloadWatch:
         except ConfigProblem:
             raise
         except Exception as exc:  # bad YAML, unknown context, missing service account …
-            raise ConfigProblem(f"{where}: {_one_line(describe_error(exc).removeprefix('ConfigException: '))}") from exc
+            raise ConfigProblem(f"{where}: {one_line(describe_error(exc).removeprefix('ConfigException: '))}") from exc
         self._host = redact(api.configuration.host)
         return api, client.AppsV1Api(api), client.CoreV1Api(api)
 
@@ -217,7 +217,7 @@ def describe_failure(exc: BaseException, timeout: float, host: str) -> str:
 def _describe_status(exc: Any) -> str:
     """``HTTP 403 Forbidden: pods is forbidden: ...`` from the Status object."""
     if not exc.status:  # TLS and request-building failures come with status 0
-        return _one_line(str(exc.reason or "request failed"))
+        return one_line(str(exc.reason or "request failed"))
     head = f"HTTP {exc.status} {exc.reason or ''}".rstrip()
     try:
         message = json.loads(exc.body or "").get("message")
@@ -225,19 +225,14 @@ def _describe_status(exc: Any) -> str:
         message = None
     if not message or message == exc.reason:
         return head
-    return f"{head}: {_one_line(str(message))}"
+    return f"{head}: {one_line(str(message))}"
 
 
 def _errno_text(text: str) -> str:
     # urllib3 says "<HTTPConnection object at 0x7f…>: Failed to establish a new
     # connection: [Errno 111] Connection refused"; the operator needs the end.
     found = re.search(r"\[Errno -?\d+\]\s*(.+)$", text)
-    return _one_line(found.group(1) if found else text.rsplit(": ", 1)[-1])
-
-
-def _one_line(text: str, limit: int = MAX_MESSAGE) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return one_line(found.group(1) if found else text.rsplit(": ", 1)[-1])
 
 
 # ---- from raw Lists to metrics and rows ------------------------------------
