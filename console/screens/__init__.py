@@ -1,0 +1,1 @@
+"""Modal screens: confirm, prompts, declare, status update."""

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from console.sources.base import Snapshot, State, unreachable, utcnow
+from console.thresholds import DEFAULTS, judge
+from console.transitions import Transitions
+
+
+def _pg(ratio):
+    return judge(Snapshot("postgres", "primary", State.OK, utcnow(), metrics={"connections_ratio": ratio}), DEFAULTS)
+
+
+def test_only_changes_are_events():
+    t = Transitions()
+    assert t.observe(_pg(0.5)) == []
+    assert t.observe(_pg(0.5)) == []
+    crossed = t.observe(_pg(0.75))
+    assert [(k, d["metric"], d["state"], d["previous"]) for k, d in crossed] == [
+        ("threshold.crossed", "connections_ratio", "warning", "ok")]
+    assert t.observe(_pg(0.76)) == []  # still warning: no new event
+    assert t.observe(_pg(0.95))[0][1]["state"] == "critical"
+    back = t.observe(_pg(0.2))
+    assert back[0][1]["state"] == "ok" and back[0][1]["previous"] == "critical"
+
+
+def test_lost_and_recovered_once_each():
+    t = Transitions()
+    t.observe(_pg(0.1))
+    lost = t.observe(unreachable("postgres", "primary", "timed out after 3s"))
+    assert lost == [("source.lost", {"source": "primary", "kind": "postgres", "error": "timed out after 3s"})]
+    assert t.observe(unreachable("postgres", "primary", "timed out after 3s")) == []
+    assert t.observe(_pg(0.1)) == [("source.recovered", {"source": "primary", "kind": "postgres"})]
