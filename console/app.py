@@ -14,12 +14,15 @@ from typing import Callable, Iterable, Mapping
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Grid
+from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from console.config import Config
+from console.scribe import SEVERITIES, Scribe
+from console.screens.prompt import Prompt
+from console.transitions import Transitions
 from console.sources.base import Snapshot
 from console.widgets.error_rates import ErrorRatesPane
 from console.widgets.header import IncidentHeader
@@ -27,6 +30,7 @@ from console.widgets.pane import LivePane
 from console.widgets.postgres import PostgresPane
 from console.widgets.redis import RedisPane
 from console.widgets.services import ServicesPane
+from console.widgets.timeline import TimelinePane
 
 Fault = tuple[str, Callable[[], object]]
 THEMES = {"dark": "textual-dark", "light": "textual-light", "ansi": "textual-ansi", "war-room": "textual-dark"}
@@ -54,11 +58,17 @@ class IncidentConsole(App):
         Binding("2", "focus_pane('errors')", "Errors", show=False, id="pane.errors"),
         Binding("3", "focus_pane('postgres')", "PostgreSQL", show=False, id="pane.postgres"),
         Binding("4", "focus_pane('redis')", "Redis", show=False, id="pane.redis"),
+        Binding("6", "focus_pane('timeline')", "Timeline", show=False, id="pane.timeline"),
+        Binding("n", "note", "Note", id="incident.note"),
+        Binding("D", "declare", "Declare", id="incident.declare"),
+        Binding("s", "next_status", "Status", id="incident.status"),
+        Binding("a", "acknowledge", "Ack", show=False, id="incident.acknowledge"),
+        Binding("u", "compose_update", "Update", id="incident.update"),
     ]
 
     def __init__(self, config: Config, read_only: bool = False, theme_name: str | None = None,
                  faults: Mapping[str, Fault] | None = None, clock: Callable[[], datetime] | None = None,
-                 sources: list | None = None) -> None:
+                 sources: list | None = None, journal=None) -> None:
         self.started = time.monotonic()
         super().__init__()
         self.config = config
@@ -69,16 +79,21 @@ class IncidentConsole(App):
         self.first_frame_s: float | None = None
         self._wake = asyncio.Event()
         self._theme_name = theme_name
+        self.scribe = Scribe(journal, self.clock) if journal is not None else None
+        self.transitions = Transitions()
 
     def compose(self) -> ComposeResult:
         env = self.config.environment
         stale = self.config.refresh * 3 + 5
         yield IncidentHeader(env.name, env.banner, self.read_only, id="header")
-        with Grid(id="live"):
-            yield ServicesPane(stale_after=stale, id="services")
-            yield ErrorRatesPane(stale_after=stale, id="errors")
-            yield PostgresPane(stale_after=stale, id="postgres")
-            yield RedisPane(instances=tuple(r.name for r in self.config.redis), stale_after=stale, id="redis")
+        with Horizontal(id="main"):
+            with Grid(id="live"):
+                yield ServicesPane(stale_after=stale, id="services")
+                yield ErrorRatesPane(stale_after=stale, id="errors")
+                yield PostgresPane(stale_after=stale, id="postgres")
+                yield RedisPane(instances=tuple(r.name for r in self.config.redis), stale_after=stale, id="redis")
+            with Vertical(id="side"):
+                yield TimelinePane(id="timeline")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -87,6 +102,11 @@ class IncidentConsole(App):
                 if THEMES.get(self._theme_name, self._theme_name) in self.available_themes else "textual-dark"
         self._tick()
         self.set_interval(1.0, self._tick)
+        if self.scribe is not None:
+            self._show_journal()
+            # Other writers (a second console, `incident-console note`) show
+            # within a second; one stat() when nothing changed.
+            self.set_interval(0.5, self._journal_refresh)
         self.call_after_refresh(self._first_frame)
         self.run_worker(self._start_sources(), name="start-sources", group="poll", exit_on_error=False)
 
@@ -123,6 +143,11 @@ class IncidentConsole(App):
         pane = self.pane_for(message.snapshot.kind)
         if pane is not None:
             pane.take(message.snapshot)
+        changes = self.transitions.observe(message.snapshot)
+        if changes and self.scribe is not None:
+            for kind, data in changes:
+                self.scribe.record(kind, **data)
+            self._show_journal()
 
     def pane_for(self, kind: str) -> LivePane | None:
         for pane in self.query(LivePane):
@@ -132,7 +157,10 @@ class IncidentConsole(App):
 
     def _tick(self) -> None:
         now = self.clock()
-        self.query_one(IncidentHeader).tick(now)
+        header = self.query_one(IncidentHeader)
+        if self.scribe is not None:
+            header.incident = self.scribe.incident(now)
+        header.tick(now)
         for pane in self.query(LivePane):
             pane.tick(now)
 
@@ -142,11 +170,109 @@ class IncidentConsole(App):
         wake.set()
 
     def action_focus_pane(self, pane_id: str) -> None:
-        pane = self.query_one(f"#{pane_id}", LivePane)
-        pane.table.focus()
+        self.query_one(f"#{pane_id}").table.focus()
+
+    # ---- the journal -------------------------------------------------------
+    def _show_journal(self) -> None:
+        assert self.scribe is not None
+        now = self.clock()
+        incident = self.scribe.incident(now)
+        self.query_one(TimelinePane).show(self.scribe.journal.events(), incident)
+        header = self.query_one(IncidentHeader)
+        header.incident = incident
+        header.tick(now)
+        problem = self.scribe.problem()
+        if problem:
+            self.notify(problem, title="journal", severity="error", timeout=10)
+
+    def _journal_refresh(self) -> None:
+        if self.scribe is not None and self.scribe.refresh():
+            self._show_journal()
+
+    def _record(self, kind: str, **data) -> None:
+        if self.scribe is None:
+            self.notify("no incident journal is open", severity="warning")
+            return
+        self.scribe.record(kind, **data)
+        self._show_journal()
+
+    def action_note(self) -> None:
+        self.query_one(TimelinePane).focus_input()
+
+    def on_timeline_pane_note_written(self, message: TimelinePane.NoteWritten) -> None:
+        if self.scribe is not None:
+            self.scribe.journal.note(message.text)
+            self._show_journal()
+
+    def on_timeline_pane_note_edit(self, message: TimelinePane.NoteEdit) -> None:
+        if self.scribe is None:
+            return
+        note = self.scribe.incident(self.clock()).note(message.note_id)
+        if note is None:
+            self.notify("only notes can be corrected, struck or pinned", severity="warning")
+        elif message.how == "strike":
+            self._record("note.struck", note_id=note.id)
+        elif message.how == "pin":
+            self._record("note.pinned", note_id=note.id, pinned=not note.pinned)
+        else:
+            def corrected(text: str | None) -> None:
+                if text and text.strip() and text.strip() != note.text:
+                    self._record("note.corrected", note_id=note.id, text=text.strip())
+            self.push_screen(Prompt("Correct the note (the original is kept in the history):", note.text),
+                             corrected)
+
+    def action_declare(self) -> None:
+        def declared(answer: str | None) -> None:
+            if not answer or not answer.strip():
+                return
+            severity, _, title = answer.strip().partition(" ")
+            if severity.upper() not in SEVERITIES:
+                severity, title = "P2", answer.strip()
+            self._record("incident.declared", title=title.strip(), severity=severity.upper())
+            self._record("incident.status", status="Investigating")
+        self.push_screen(Prompt("Declare an incident: severity and title", placeholder="P1 Checkout API returns 502",
+                                hint="Severity P0–P3 (or SEV1–SEV4) first; P0/P1 updates are due every 15 min."),
+                         declared)
+
+    def action_next_status(self) -> None:
+        from console.incident.journal import STATUSES
+
+        incident = self.scribe.incident(self.clock()) if self.scribe else None
+        if incident is None or not incident.declared:
+            self.notify("declare the incident first (D)", severity="warning")
+            return
+        current = incident.status or STATUSES[0]
+        if current == STATUSES[-1]:
+            self.notify("the incident is resolved", severity="information")
+            return
+        self._record("incident.status", status=STATUSES[STATUSES.index(current) + 1])
+
+    def action_acknowledge(self) -> None:
+        self._record("incident.acknowledged")
+
+    def action_compose_update(self) -> None:
+        if self.scribe is None:
+            return
+        from console.incident.updates import compose
+        from console.screens.update import UpdateComposer
+
+        def text_for(channel: str) -> str:
+            now = self.clock()
+            return compose(channel, self.scribe.incident(now), now)
+
+        def sent(result: tuple[str, str] | None) -> None:
+            if result is None:
+                return
+            channel, text = result
+            self.copy_to_clipboard(text)
+            self._record("update.sent", channel=channel, text=text)
+            self.notify(f"{channel} update copied to the clipboard and journaled")
+        self.push_screen(UpdateComposer(text_for), sent)
 
     async def action_quit(self) -> None:
         self.workers.cancel_group(self, "poll")
+        if self.scribe is not None:
+            self.scribe.close()
         if self.sources:
             from console.sources import close_all
             try:

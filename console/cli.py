@@ -35,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="one poll of every source, as a table or JSON")
     status.add_argument("--json", action="store_true", help="print one JSON object (a contract)")
     sub.add_parser("check", parents=[common], help="validate the config and every playbook")
+    incident = argparse.ArgumentParser(add_help=False)
+    incident.add_argument("--incident", metavar="FILE", default=argparse.SUPPRESS,
+                          help="incident journal (default: the XDG data dir's current incident)")
+    note = sub.add_parser("note", parents=[incident], help="append a timeline entry from a shell")
+    note.add_argument("text", nargs="+", help="the note; #decision #finding #action #root-cause tag it")
+    export = sub.add_parser("export", parents=[incident], help="the post-mortem (markdown) or raw journal (json)")
+    export.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     return parser
 
 
@@ -48,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args)
         if command == "demo":
             return _demo(args)
+        if command == "note":
+            return _note(args)
+        if command == "export":
+            return _export(args)
         return _console(args)
     except Invalid as exc:
         print(exc, file=sys.stderr)
@@ -121,13 +133,92 @@ def _print_status_table(snapshots) -> None:
     Console(highlight=False, soft_wrap=False).print(table)
 
 
+def _incident_path(args: argparse.Namespace):
+    from pathlib import Path
+
+    from console import paths
+
+    given = getattr(args, "incident", None)
+    path = Path(given) if given else paths.default_incident()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _open_journal(path, interactive: bool):
+    """The journal at ``path``. An unreadable file is never overwritten: it is
+    set aside (renamed) only when the operator says so."""
+    from console.incident.journal import Journal, JournalUnreadable, set_aside
+
+    try:
+        return Journal(path)
+    except JournalUnreadable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("The file was not changed.", file=sys.stderr)
+        if not interactive:
+            print("Pass --incident NEWFILE to start a new journal elsewhere.", file=sys.stderr)
+            return None
+        answer = input("Set it aside and start a new journal here? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            return None
+        moved = set_aside(path)
+        print(f"kept the unreadable file as {moved}", file=sys.stderr)
+        return Journal(path)
+
+
+def _note(args: argparse.Namespace) -> int:
+    journal = _open_journal(_incident_path(args), interactive=False)
+    if journal is None:
+        return EXIT_USAGE
+    try:
+        event = journal.note(" ".join(args.text))
+        if journal.pending:
+            print(f"error: {journal.write_error}", file=sys.stderr)
+            return EXIT_UNHEALTHY
+        print(f"noted at {event.at:%H:%M:%S} UTC in {journal.path}")
+        return EXIT_OK
+    finally:
+        journal.close()
+
+
+def _export(args: argparse.Namespace) -> int:
+    from console.incident.export import journal_json, postmortem_markdown
+    from console.sources.base import utcnow
+
+    path = _incident_path(args)
+    if not path.exists():
+        print(f"error: {path}: no incident journal here", file=sys.stderr)
+        return EXIT_USAGE
+    journal = _open_journal(path, interactive=False)
+    if journal is None:
+        return EXIT_USAGE
+    try:
+        events = journal.events()
+    finally:
+        journal.close()
+    text = journal_json(events) if args.format == "json" else postmortem_markdown(events, utcnow())
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def _console(args: argparse.Namespace) -> int:
     cfg = _load(args)
+    journal = _open_journal(_incident_path(args), interactive=sys.stdin.isatty())
+    if journal is None:
+        return EXIT_USAGE
+    _exit_on_hangup()
     from console.app import IncidentConsole
 
     app = IncidentConsole(cfg, read_only=args.read_only or cfg.environment.read_only,
-                          theme_name=args.theme or cfg.theme)
-    app.run()
+                          theme_name=args.theme or cfg.theme, journal=journal)
+    try:
+        app.run()
+    finally:
+        journal.close()
     return app.return_code or 0
 
 
@@ -153,12 +244,22 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         sandbox.start()
         cfg = config_module.load(sandbox.config_path)
+        if not getattr(args, "incident", None):
+            from console import paths
+            # The demo's incident is kept apart from the real current one.
+            args.incident = str(paths.data_dir() / "incidents" / "demo.json")
+        journal = _open_journal(_incident_path(args), interactive=sys.stdin.isatty())
+        if journal is None:
+            return EXIT_USAGE
         from console.app import IncidentConsole
 
         app = IncidentConsole(cfg, read_only=getattr(args, "read_only", False),
                               theme_name=getattr(args, "theme", None) or cfg.theme,
-                              faults=sandbox.faults)
-        app.run()
+                              faults=sandbox.faults, journal=journal)
+        try:
+            app.run()
+        finally:
+            journal.close()
         return app.return_code or 0
     finally:
         sandbox.stop()

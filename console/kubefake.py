@@ -5,7 +5,10 @@ real ``kubernetes`` client is pointed (through a kubeconfig written by
 :meth:`KubeFake.write_kubeconfig`) at this small threaded ``http.server``. It
 serves namespaced List objects, honouring ``limit`` and simple
 ``fieldSelector`` equality, and can be switched into the faults an on-call
-engineer meets: 401, 403, 500, a slow server and a truncated body.
+engineer meets: 401, 403, 500, a slow server and a truncated body. It also
+takes PATCHes of one object or its ``scale`` subresource (what ``scale`` and
+``rollout restart`` send), merging them into the served object and recording
+them so that tests can check exactly what a console action asked for.
 
 Responses come from a directory of ``<resource>.json`` List files (the
 resource as in the URL: ``deployments``, ``pods``, ``events``) or from a dict
@@ -34,6 +37,8 @@ FAULTS = ("401", "403", "500", "slow", "truncated")
 TOKEN = "fake-token-for-tests"
 
 _ROUTE = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<resource>[^/]+)$")
+_OBJECT = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<resource>[^/]+)"
+                     r"/(?P<name>[^/]+)(?:/(?P<sub>scale))?$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
@@ -44,6 +49,9 @@ class Request:
     path: str
     query: Mapping[str, str]
     authorization: str | None
+    method: str = "GET"
+    body: Any = None  # a PATCH's JSON body, parsed
+    content_type: str | None = None
 
 
 class KubeFake:
@@ -132,6 +140,24 @@ class KubeFake:
             listing = _shift_times(listing, datetime.now(timezone.utc) - RECORDED_AT)
         return 200, listing
 
+    def patch(self, path: str, patch: Any) -> tuple[int, dict[str, Any]]:
+        """Merge ``patch`` into one served object (or set its scale); answer as the API does."""
+        match = _OBJECT.match(path)
+        found = None
+        if match is not None and isinstance(patch, dict):
+            listing = self.responses.get(match["resource"]) or {}
+            found = next((i for i in listing.get("items", []) if _in_namespace(i, match["ns"])
+                          and (i.get("metadata") or {}).get("name") == match["name"]), None)
+        if found is None:
+            return 404, _status(404, "NotFound", f"the server could not find the requested resource ({path})")
+        if match["sub"] == "scale":
+            replicas = (patch.get("spec") or {}).get("replicas")
+            if replicas is not None:
+                found.setdefault("spec", {})["replicas"] = replicas
+            return 200, _scale(found)
+        _merge(found, patch)
+        return 200, copy.deepcopy(found)
+
     def faulted(self, path: str) -> tuple[int, dict[str, Any]] | None:
         fault = self._fault
         if fault == "401":
@@ -166,6 +192,22 @@ def _handler(fake: KubeFake) -> type[BaseHTTPRequestHandler]:
             data = json.dumps(body).encode()
             if fake._fault == "truncated":
                 data = data[: len(data) // 2]  # a proxy cut the body; the length still matches
+            self._send(status, data)
+
+        def do_PATCH(self) -> None:
+            parts = urlsplit(self.path)
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                body: Any = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+            fake.requests.append(Request(parts.path, query, self.headers.get("Authorization"), "PATCH", body,
+                                         self.headers.get("Content-Type")))
+            status, answer = fake.faulted(parts.path) or fake.patch(parts.path, body)
+            self._send(status, json.dumps(answer).encode())
+
+        def _send(self, status: int, data: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -202,6 +244,25 @@ def _selected(item: Mapping[str, Any], query: Mapping[str, str]) -> bool:
         if str(value) != want:
             return False
     return True
+
+
+def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    """JSON merge patch (RFC 7386); strategic merge differs only for lists, which we do not patch."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def _scale(item: Mapping[str, Any]) -> dict[str, Any]:
+    meta = item.get("metadata") or {}
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+            "spec": {"replicas": (item.get("spec") or {}).get("replicas")},
+            "status": {"replicas": (item.get("status") or {}).get("replicas", 0)}}
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:

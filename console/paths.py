@@ -21,3 +21,8 @@ def data_dir() -> Path:
 def default_config() -> Path:
     env = os.environ.get("INCIDENT_CONSOLE_CONFIG")
     return Path(env) if env else config_dir() / "config.yaml"
+
+
+def default_incident() -> Path:
+    """The current incident's journal, shared by the console and `note`."""
+    return data_dir() / "incidents" / "current.json"

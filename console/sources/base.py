@@ -130,6 +130,10 @@ def unreachable(kind: str, name: str, error: str, metrics: Mapping[str, Any] | N
                     error=error, metrics=metrics or {})
 
 
+class ProbeError(Exception):
+    """A probe or action got no answer: one line for the operator, no traceback."""
+
+
 class Source(Protocol):
     """A monitored system. ``poll`` must not raise for anything the system does."""
 

@@ -78,7 +78,6 @@ class PrometheusErrors(HttpSource):
         self.name = service.name
         self.timeout = poll_deadline(prometheus.timeout)
         self.queries = queries_for(service, prometheus)
-        self._endpoint = prometheus.url.rstrip("/") + "/api/v1/query"
 
     async def poll(self) -> Snapshot:
         started = time.monotonic()
@@ -92,12 +91,18 @@ class PrometheusErrors(HttpSource):
         return _snapshot(self.name, "prometheus", state, values, notes, _combine(failed), latency)
 
     async def _query(self, client: httpx.AsyncClient, promql: str) -> Answer:
-        url = f"{self._endpoint}?{urlencode({'query': promql})}"
         try:
-            got = await fetch(client, url, timeout=self.prometheus.timeout, max_bytes=MAX_API_ANSWER)
+            got = await ask(client, self.prometheus, promql)
         except FetchError as exc:
             return Answer(error=str(exc))
         return read_answer(got)
+
+
+async def ask(client: httpx.AsyncClient, prometheus: PrometheusTarget, promql: str,
+              max_bytes: int = MAX_API_ANSWER) -> Fetched:
+    """One instant query (``/api/v1/query``), GET, bounded; raises FetchError without an answer."""
+    url = f"{prometheus.url.rstrip('/')}/api/v1/query?{urlencode({'query': promql})}"
+    return await fetch(client, url, timeout=prometheus.timeout, max_bytes=max_bytes)
 
 
 
@@ -113,24 +118,31 @@ def _combine(failed: dict[str, str]) -> str | None:
 
 def read_answer(got: Fetched) -> Answer:
     """An ``/api/v1/query`` answer -> one value (or the reason for none)."""
+    data, warnings, error = read_data(got)
+    if error is not None:
+        return Answer(error=error)
+    answer = _instant_value(data)
+    return Answer(answer.value, warnings + answer.notes, answer.error)
+
+
+def read_data(got: Fetched) -> tuple[dict, tuple[str, ...], str | None]:
+    """An ``/api/v1/query`` answer -> its ``data`` and warnings, or the reason there is none."""
     if got.redirect_error:
-        return Answer(error=got.redirect_error)
+        return {}, (), got.redirect_error
     if got.truncated:
-        return Answer(error=f"answer larger than {MAX_API_ANSWER // 1024} KiB; not read")
+        return {}, (), f"answer larger than {len(got.body) // 1024} KiB; not read"
     try:
         doc = json.loads(got.body)
     except ValueError:
         doc = None
     if isinstance(doc, dict) and doc.get("status") == "error":
         # Prometheus explains itself: bad_data, timeout, execution, unavailable.
-        return Answer(error=one_line(f"{doc.get('errorType', 'error')}: {doc.get('error', '')}"))
+        return {}, (), one_line(f"{doc.get('errorType', 'error')}: {doc.get('error', '')}")
     if got.status != 200:
-        return Answer(error=f"HTTP {got.status} from Prometheus")
+        return {}, (), f"HTTP {got.status} from Prometheus"
     if not (isinstance(doc, dict) and doc.get("status") == "success" and isinstance(doc.get("data"), dict)):
-        return Answer(error="not a Prometheus API answer: " + repr(one_line(got.text(), 60)))
-    warnings = tuple(one_line(str(w)) for w in doc.get("warnings") or () if w)
-    answer = _instant_value(doc["data"])
-    return Answer(answer.value, warnings + answer.notes, answer.error)
+        return {}, (), "not a Prometheus API answer: " + repr(one_line(got.text(), 60))
+    return doc["data"], tuple(one_line(str(w)) for w in doc.get("warnings") or () if w), None
 
 
 def _instant_value(data: dict) -> Answer:

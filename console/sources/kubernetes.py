@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from console.config import KubernetesTarget, redact
-from console.sources.base import Backoff, Snapshot, State, describe_error, one_line, unreachable, utcnow
+from console.sources.base import Backoff, ProbeError, Snapshot, State, describe_error, one_line, unreachable, utcnow
 
 KIND = "kubernetes"
 EVENT_WINDOW_S = 15 * 60
@@ -41,6 +41,23 @@ METRIC_KEYS = ("workloads", "unavailable_replicas", "pods_not_ready", "restarts"
                "crashlooping_pods", "oom_killed_pods", "warning_events")
 # Waiting reasons that mean a container will not come up without help;
 # ContainerCreating and PodInitializing are only slow.
+# What a probe may read: the client's API class, its list call, and whether
+# it is namespaced (the names match console.playbooks.readonly.KUBERNETES_READS).
+READABLE = {
+    "pods": ("CoreV1Api", "list_namespaced_pod", True),
+    "events": ("CoreV1Api", "list_namespaced_event", True),
+    "services": ("CoreV1Api", "list_namespaced_service", True),
+    "endpoints": ("CoreV1Api", "list_namespaced_endpoints", True),
+    "nodes": ("CoreV1Api", "list_node", False),
+    "deployments": ("AppsV1Api", "list_namespaced_deployment", True),
+    "statefulsets": ("AppsV1Api", "list_namespaced_stateful_set", True),
+    "replicasets": ("AppsV1Api", "list_namespaced_replica_set", True),
+    "daemonsets": ("AppsV1Api", "list_namespaced_daemon_set", True),
+    "jobs": ("BatchV1Api", "list_namespaced_job", True),
+    "ingresses": ("NetworkingV1Api", "list_namespaced_ingress", True),
+}
+_WORKLOADS = {"deployment": "deployment", "statefulset": "stateful_set"}
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 BAD_WAITING = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
                "CreateContainerError", "RunContainerError", "InvalidImageName"}
 
@@ -100,6 +117,70 @@ class WorkloadWatch:
         # next poll builds a fresh one (re-reading the kubeconfig, which also
         # picks up refreshed credentials).
         self._api = None
+
+    # ---- probes and actions: one call each, asked for by the operator ----
+    async def read(self, resource: str, name: str | None = None, namespace: str | None = None) -> list[dict]:
+        """One page of a List (``pods``, ``deployments``, ``events`` …), as JSON items.
+
+        ``name`` narrows it to one object by a field selector, which every
+        resource supports, so a missing object is an empty list, not a 404.
+        """
+        if resource not in READABLE:
+            raise ProbeError(f"cannot read {resource!r}; one of {', '.join(READABLE)}")
+        api_class, method, namespaced = READABLE[resource]
+        params = {"field_selector": f"metadata.name={name}"} if name else {}
+        where = (namespace or self.namespace) if namespaced else None
+
+        def call(api: Any, left: float) -> list[dict]:
+            from kubernetes import client
+
+            lister = getattr(getattr(client, api_class)(api), method)
+            return _list(lister, where, time.monotonic() + left, **params)
+        return await self._call(call)
+
+    async def scale(self, kind: str, name: str, replicas: int, namespace: str | None = None) -> dict:
+        """PATCH the scale subresource of a Deployment or StatefulSet, as ``kubectl scale`` does."""
+        body = {"spec": {"replicas": replicas}}
+        method = f"patch_namespaced_{_WORKLOADS[kind]}_scale"
+        return await self._patch(method, name, namespace, body, "application/merge-patch+json")
+
+    async def restart(self, kind: str, name: str, at: datetime, namespace: str | None = None) -> dict:
+        """Stamp the pod template, as ``kubectl rollout restart`` does: new pods roll out."""
+        stamp = at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        method = f"patch_namespaced_{_WORKLOADS[kind]}"
+        return await self._patch(method, name, namespace, body, "application/strategic-merge-patch+json")
+
+    def kubectl_args(self, namespace: str | None = None) -> list[str]:
+        """The flags that point ``kubectl`` where this source looks."""
+        args = []
+        if self.target.kubeconfig and not self.target.in_cluster:
+            args += ["--kubeconfig", os.path.expanduser(self.target.kubeconfig)]
+        if self.target.context and not self.target.in_cluster:
+            args += ["--context", self.target.context]
+        return args + ["--namespace", namespace or self.namespace, f"--request-timeout={self.target.timeout:g}s"]
+
+    async def _patch(self, method: str, name: str, namespace: str | None, body: dict, content_type: str) -> dict:
+        def call(api: Any, left: float) -> dict:
+            from kubernetes import client
+
+            patch = getattr(client.AppsV1Api(api), method)
+            return _json(patch(name, namespace or self.namespace, body, _content_type=content_type,
+                               _preload_content=False, _request_timeout=left))
+        return await self._call(call)
+
+    async def _call(self, call: Callable[[Any, float], Any]) -> Any:
+        """``call(api_client, seconds_left)`` in a thread, failures as one ProbeError line."""
+        def in_thread() -> Any:
+            apis = self._api or self._connect()
+            self._api = apis
+            return call(apis[0], self.target.timeout)
+        try:
+            return await asyncio.to_thread(in_thread)
+        except ProbeError:
+            raise
+        except Exception as exc:
+            raise ProbeError(self._describe(exc)) from None
 
     # ---- in the worker thread ------------------------------------------
     def _read_guarded(self) -> tuple[dict[str, list], float]:
@@ -172,12 +253,13 @@ class WorkloadWatch:
             return describe_error(exc)
 
 
-def _list(call: Callable[..., Any], namespace: str, deadline: float, **params: Any) -> list:
-    """One page of a namespaced List, as plain JSON items."""
+def _list(call: Callable[..., Any], namespace: str | None, deadline: float, **params: Any) -> list:
+    """One page of a List (namespaced unless ``namespace`` is None), as plain JSON items."""
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError
-    response = call(namespace, limit=LIST_LIMIT, _preload_content=False, _request_timeout=left, **params)
+    where = () if namespace is None else (namespace,)
+    response = call(*where, limit=LIST_LIMIT, _preload_content=False, _request_timeout=left, **params)
     try:
         raw = response.data
     finally:
@@ -190,6 +272,18 @@ def _list(call: Callable[..., Any], namespace: str, deadline: float, **params: A
     if not isinstance(items, list):
         raise InvalidResponse("unexpected answer from API server: not a Kubernetes List")
     return [item for item in items if isinstance(item, dict)]
+
+
+def _json(response: Any) -> dict:
+    try:
+        raw = response.data
+    finally:
+        response.release_conn()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidResponse("invalid JSON from API server") from None
+    return body if isinstance(body, dict) else {}
 
 
 def describe_failure(exc: BaseException, timeout: float, host: str) -> str:
@@ -381,18 +475,58 @@ def _recent_events(events: Iterable[dict], now: datetime) -> list[dict[str, Any]
     return [row for _, row in rows]
 
 
+def probe_rows(resource: str, items: list[dict], now: datetime) -> tuple[tuple[str, ...], list[tuple]]:
+    """Columns and rows for a probe's listing, in kubectl's terms."""
+    if resource == "pods":
+        rows = [_pod_row(p) for p in items]
+        return ("name", "phase", "ready", "restarts", "reason"), \
+            [(r["name"], r["phase"], r["ready"], r["restarts"], r["reason"] if _is_problem(p) else "")
+             for r, p in zip(rows, items)]
+    if resource in ("deployments", "statefulsets"):
+        kind = "Deployment" if resource == "deployments" else "StatefulSet"
+        return ("name", "ready", "up-to-date", "available"), [
+            (row["name"], f"{row['ready']}/{row['desired']}", int(_get(w, "status", "updatedReplicas") or 0),
+             int(_get(w, "status", "availableReplicas") or 0))
+            for w, row in ((w, _workload_row(kind, w, [])) for w in items)]
+    if resource == "events":
+        seen = sorted(((_last_seen(e), e) for e in items), key=lambda pair: pair[0] or now, reverse=True)
+        return ("age", "type", "reason", "object", "message"), [
+            (_age(now, at), str(e.get("type") or ""), str(e.get("reason") or ""),
+             f"{_get(e, 'involvedObject', 'kind')}/{_get(e, 'involvedObject', 'name')}",
+             _truncate(str(e.get("message") or ""))) for at, e in seen]
+    return ("name", "age"), [(str(_get(i, "metadata", "name")),
+                              _age(now, _stamp(_get(i, "metadata", "creationTimestamp")))) for i in items]
+
+
+def _age(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "?"
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _last_seen(event: dict) -> datetime | None:
     # Core events carry lastTimestamp; those written through events.k8s.io
     # (the scheduler's) carry eventTime and, when repeated, series.
     for stamp in (_get(event, "series", "lastObservedTime"), event.get("lastTimestamp"),
                   event.get("eventTime"), _get(event, "metadata", "creationTimestamp")):
-        if isinstance(stamp, str):
-            try:
-                seen = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            return seen if seen.tzinfo else seen.replace(tzinfo=timezone.utc)
+        seen = _stamp(stamp)
+        if seen is not None:
+            return seen
     return None
+
+
+def _stamp(stamp: Any) -> datetime | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        seen = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return seen if seen.tzinfo else seen.replace(tzinfo=timezone.utc)
 
 
 def _truncate(text: str) -> str:

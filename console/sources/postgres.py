@@ -12,15 +12,21 @@ import asyncio
 import math
 import re
 import time
-from typing import Any, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from console.config import PostgresTarget
-from console.sources.base import Backoff, Snapshot, State, unreachable, utcnow
+from console.sources.base import Backoff, ProbeError, Snapshot, State, unreachable, utcnow
 
 APPLICATION = "incident-console"
 MAX_SESSIONS = 25
 QUERY_CHARS = 300
+PROBE_ROWS = 200
+# A probe's statement_timeout fires first; this backstop is for a server that
+# no longer answers at all (SIGSTOP, a dead network).
+PROBE_GRACE_S = 1.0
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE, without importing psycopg at startup
 
 # Everything in one round trip. Durations are cast to numeric because
 # extract() returns double precision before PostgreSQL 14. The CTE is referenced several times, so the
@@ -111,9 +117,22 @@ class PostgresSource:
         self._conn: Any = None  # psycopg.AsyncConnection, imported lazily
         self._inflight: asyncio.Task | None = None
         self._last_error = ""
+        # Probes and actions share the held connection with the poll; this
+        # keeps a poll from slipping between a probe's BEGIN and ROLLBACK.
+        self._turn = asyncio.Lock()
+        self._last: Snapshot | None = None
 
     # ---- the contract ----------------------------------------------------
     async def poll(self) -> Snapshot:
+        if self._turn.locked():
+            # A probe or action has the connection: the last reading stands
+            # (its age shows) rather than the poll queueing behind it.
+            return self._last or self._down("busy running a probe; no reading yet")
+        async with self._turn:
+            self._last = await self._poll()
+        return self._last
+
+    async def _poll(self) -> Snapshot:
         deadline = time.monotonic() + self.timeout
         if self._conn is None:
             if not self._backoff.ready():
@@ -123,6 +142,48 @@ class PostgresSource:
             if error is not None:
                 return self._down(error)
         return await self._read(deadline)
+
+    async def probe(self, sql: str, timeout: float, max_rows: int = PROBE_ROWS) -> "Rows":
+        """Rows of one read-only statement, on the held connection.
+
+        The held connection is the one that still works when the server is
+        out of connection slots, which is when probes are needed most.
+        """
+        from console.playbooks.readonly import sql_is_read_only
+
+        reason = sql_is_read_only(sql)
+        if reason is not None:
+            raise ProbeError(f"refused: {reason}")
+        return await self._on_held(lambda conn: read_only_rows(conn, sql, timeout, max_rows),
+                                   timeout + PROBE_GRACE_S)
+
+    async def execute_action(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> "Rows":
+        """One statement with bound parameters (never formatted in), committed at once."""
+        return await self._on_held(lambda conn: _bound_rows(conn, sql, params), self.timeout)
+
+    async def _on_held(self, call: Callable[[Any], Awaitable["Rows"]], limit: float) -> "Rows":
+        import psycopg
+
+        async with self._turn:
+            if self._conn is None:
+                error = await self._connect(time.monotonic() + self.timeout)
+                if error is not None:
+                    raise ProbeError(error)
+            conn = self._conn
+            try:
+                return await self._guarded(lambda: call(conn), time.monotonic() + limit)
+            except _Deadline:
+                raise ProbeError(self._failed(f"no answer after {limit:g}s; connection dropped")) from None
+            except psycopg.Error as exc:
+                if conn.broken or conn.closed:
+                    self._drop()
+                    raise ProbeError(self._failed(f"connection lost: {self._message(exc)}")) from None
+                raise ProbeError(self._message(exc)) from None
+            finally:
+                if self._conn is conn and conn.info.transaction_status != _IDLE:
+                    # Whatever happened, the poll must never run inside a
+                    # probe's transaction: a connection we cannot vouch for goes.
+                    self._drop()
 
     async def close(self) -> None:
         self._drop()
@@ -249,6 +310,56 @@ class PostgresSource:
 
     def _message(self, exc: BaseException) -> str:
         return _scrub(_server_message(exc), self.target.dsn)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What a probe or action statement returned, cut to the rows asked for."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    truncated: bool = False
+
+
+async def read_only_rows(conn: Any, sql: str, timeout: float, max_rows: int = PROBE_ROWS) -> Rows:
+    """``sql`` inside ``BEGIN READ ONLY`` with a statement timeout, always rolled back.
+
+    This is the layer that holds even when a writing statement got past
+    :func:`sql_is_read_only`: PostgreSQL itself refuses the write. The
+    statement goes over the extended protocol (``stream``), which takes one
+    statement only, so ``SELECT 1; COMMIT; DELETE ...`` cannot step out of the
+    transaction; rows come one at a time, so a huge result costs ``max_rows``.
+    """
+    from contextlib import aclosing
+
+    try:
+        await conn.execute("BEGIN READ ONLY")
+        await conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                           [str(max(1, int(timeout * 1000)))])
+        cursor = conn.cursor()
+        rows: list[tuple[Any, ...]] = []
+        columns: tuple[str, ...] = ()
+        async with aclosing(cursor.stream(sql)) as stream:
+            async for row in stream:
+                if not columns:
+                    columns = _columns(cursor)
+                if len(rows) == max_rows:
+                    return Rows(columns, tuple(rows), truncated=True)
+                rows.append(tuple(row))
+        return Rows(columns or _columns(cursor), tuple(rows))
+    finally:
+        if conn.info.transaction_status != _IDLE and not conn.closed:
+            await conn.execute("ROLLBACK")
+
+
+async def _bound_rows(conn: Any, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Rows:
+    cursor = await conn.execute(sql, params if isinstance(params, Mapping) else list(params))
+    found = await cursor.fetchall() if cursor.description else []
+    return Rows(_columns(cursor), tuple(tuple(r) for r in found))
+
+
+def _columns(cursor: Any) -> tuple[str, ...]:
+    return tuple(d.name for d in cursor.description or ())
 
 
 async def _fetch(conn: Any) -> dict[str, Any]:

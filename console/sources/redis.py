@@ -14,7 +14,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from console.config import RedisTarget
-from console.sources.base import Backoff, Snapshot, State, describe_error, unreachable, utcnow
+from console.sources.base import Backoff, ProbeError, Snapshot, State, describe_error, unreachable, utcnow
 
 CLIENT_NAME = "incident-console"
 
@@ -45,13 +45,69 @@ class RedisSource:
         self.timeout = target.timeout
         self._url = target.url
         self._password = _password(target.url)
+        self.db = _database(target.url)
         self._clock = clock
         self._client: aioredis.Redis | None = None
         self._backoff = Backoff(clock=clock)
         self._last_error = "not connected yet"
         self._previous: _Reading | None = None
+        # Probes and actions share the held connection with the poll, whose
+        # pipelined replies must not interleave with theirs.
+        self._turn = asyncio.Lock()
+        self._last: Snapshot | None = None
 
     async def poll(self) -> Snapshot:
+        if self._turn.locked():
+            # A probe has the connection: the last reading stands (its age shows).
+            return self._last or unreachable(self.kind, self.name, "busy running a probe; no reading yet")
+        async with self._turn:
+            self._last = await self._poll()
+        return self._last
+
+    async def probe(self, argv: Sequence[str], timeout: float) -> Any:
+        """The reply to one read command, parsed by redis-py, on the held connection."""
+        from console.playbooks.readonly import redis_is_read_only
+
+        reason = redis_is_read_only(list(argv))
+        pass
+        return await self._command(tuple(argv), timeout)
+
+    async def flush_db(self, db: int | None = None) -> Any:
+        """FLUSHDB on one database (the URL's unless ``db`` says), and nothing wider.
+
+        ASYNC: the keys are gone at once, the memory is freed in the
+        background, so a big database does not stall Redis for everyone.
+        """
+        if db is None or db == self.db:
+            return (await self._commands([("FLUSHDB", "ASYNC")], self.timeout))[0]
+        # Another database of the same server: over there and straight back,
+        # so the poll's connection stays on the URL's database.
+        replies = await self._commands([("SELECT", str(db)), ("FLUSHDB", "ASYNC"), ("SELECT", str(self.db))],
+                                       self.timeout)
+        return replies[1]
+
+    async def _command(self, argv: tuple[str, ...], timeout: float) -> Any:
+        return (await self._commands([argv], timeout))[0]
+
+    async def _commands(self, argvs: list[tuple[str, ...]], timeout: float) -> list[Any]:
+        async with self._turn:
+            try:
+                async with asyncio.timeout(timeout):
+                    client = await self._connected()
+                    return [await client.execute_command(*argv) for argv in argvs]
+            except TimeoutError:
+                # A late reply would arrive in the next poll's place.
+                self.forget()
+                raise ProbeError(f"no answer after {timeout:g}s; connection dropped") from None
+            except ResponseError as exc:  # the server refused; the connection is fine …
+                if len(argvs) > 1:
+                    self._drop()  # … but may be left on another database
+                raise ProbeError(self._scrub(describe_error(exc))) from None
+            except (RedisError, OSError, ValueError) as exc:
+                self._drop()
+                raise ProbeError(self._scrub(describe_error(exc))) from None
+
+    async def _poll(self) -> Snapshot:
         if self._client is None and not self._backoff.ready():
             return self._backing_off()
         try:
@@ -181,6 +237,15 @@ def _close_now(client: aioredis.Redis) -> None:
         # Closes the socket without awaiting the peer; redis-py's own
         # finaliser uses the same call. disconnect() would await.
         conn._close()
+
+
+def _database(url: str) -> int:
+    from redis.asyncio.connection import parse_url
+
+    try:
+        return int(parse_url(url).get("db") or 0)
+    except (ValueError, TypeError):
+        return 0  # the connect attempt will report the bad URL
 
 
 def _password(url: str) -> str | None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from rich.text import Text
 from textual.widgets import Static
 
+from console.incident.state import format_duration, update_countdown
 from console.text import inert
 
 BANNER_STYLE = {
@@ -24,17 +25,50 @@ class IncidentHeader(Static):
         self.environment = environment
         self.banner = banner
         self.read_only = read_only
-        self.incident = "no incident declared"
+        self.incident = None
         self._shown: Text | None = None
 
     def tick(self, now: datetime) -> None:
-        # Minutes, not seconds: one redraw a minute keeps an idle SSH link quiet.
+        """Redraw only when the text changes: elapsed time is shown in whole
+        minutes so an idle SSH link carries one header line a minute."""
         text = Text()
         text.append(f" {inert(self.environment.upper(), 30)} ", BANNER_STYLE.get(self.banner, "reverse"))
         if self.read_only:
             text.append(" READ-ONLY ", "bold black on yellow")
-        text.append("  " + inert(self.incident, 80))
-        text.append(f"  ·  {now:%H:%M} UTC", "dim")
+        text.append(" ")
+        text.append_text(incident_line(self.incident, now))
+        text.append(f"  {now:%H:%M} UTC", "dim")
         if text != self._shown:
             self._shown = text
             self.update(text)
+
+
+SEVERITY_STYLE = {"P0": "bold white on red", "SEV1": "bold white on red", "P1": "bold black on dark_orange",
+                  "SEV2": "bold black on dark_orange", "P2": "bold black on yellow", "SEV3": "bold black on yellow"}
+
+
+def incident_line(incident, now: datetime) -> Text:
+    """Title, severity, status, commander, elapsed, and the update countdown."""
+    if incident is None or not incident.declared:
+        return Text("no incident declared (press D to declare)", "dim")
+    text = Text()
+    severity = incident.severity or "?"
+    text.append(f" {inert(severity, 6)} ", SEVERITY_STYLE.get(severity, "reverse"))
+    text.append(f" {inert(incident.title or '', 50)} ", "bold")
+    text.append(f"· {inert(incident.status or 'Investigating', 15)} ")
+    if incident.commander:
+        text.append(f"· IC {inert(incident.commander, 16)} ")
+    if incident.elapsed is not None:
+        text.append(f"· {_minutes(incident.elapsed)} ")
+    left = update_countdown(incident, now)
+    if left is not None:
+        if left.total_seconds() < 0:
+            text.append(f" ⚠ UPDATE OVERDUE {_minutes(-left)} ", "bold white on red")
+        else:
+            text.append(f"· next update {_minutes(left)}", "yellow" if left.total_seconds() < 180 else "")
+    return text
+
+
+def _minutes(span) -> str:
+    seconds = int(span.total_seconds())
+    return format_duration(span) if seconds >= 3600 else f"{seconds // 60} min"

@@ -21,10 +21,10 @@ class ReadingTable(DataTable):
     ReadingTable { height: 1fr; scrollbar-size: 1 1; }
     """
 
-    def __init__(self, columns: Sequence[tuple[str, int | None]], **kwargs) -> None:
+    def __init__(self, columns: Sequence[tuple[str, int | None]], cursor: bool = False, **kwargs) -> None:
         # No cell padding: columns carry one space of their own, which buys the
         # last (widest) column eight more characters in a half-width pane.
-        super().__init__(cursor_type="row", zebra_stripes=False, show_cursor=False, cell_padding=0, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=False, show_cursor=cursor, cell_padding=0, **kwargs)
         self._columns = columns
         self._shown: dict[str, tuple[Text, ...]] = {}
         self._order: list[str] = []

@@ -1,0 +1,436 @@
+"""The incident journal: every event of an incident, in one TinyDB file.
+
+The journal is the single record of the incident: the header, the checklist
+state and the post-mortem are all computed from its events. An event is an
+immutable record with a UTC time and the operator (user name and SSH client
+address) who caused it. :meth:`Journal.append` returns once the event is
+durably on disk; when the disk refuses (full, read-only, permission denied)
+the event is kept in :attr:`Journal.pending`, :attr:`Journal.write_error` says
+why, and :meth:`Journal.flush` writes it later. Nothing is silently dropped.
+
+Event kinds and their data (all times ISO 8601 UTC strings):
+
+``incident.declared``      {title, severity}
+``incident.severity``      {severity}
+``incident.status``        {status: Investigating | Identified | Monitoring | Resolved}
+``incident.role``          {role: commander | scribe | communications, person}
+``incident.acknowledged``  {}
+``incident.mitigated``     {}
+``incident.detected``      {at?}  detection time; may be earlier than the declaration
+``note``                   {text, tags: [str], pinned: bool}  tags from ``#words`` in the text
+``note.corrected``         {note_id, text}  a new version of a note; history is kept
+``note.struck``            {note_id}
+``note.pinned``            {note_id, pinned: bool}
+``playbook.started``       {playbook}
+``playbook.tick``          {playbook, step, auto: bool}
+``playbook.untick``        {playbook, step, auto: bool}
+``probe``                  {playbook, step, source, query, ok, output, error}  output bounded (:func:`clip`)
+``command``                {playbook, step, command, exit_code, output}
+``action``                 {playbook, step, action, target, ok, result, confirmed_by}
+``threshold.crossed``      {source, kind, metric, value, limit, state, previous}  on transitions only
+``source.lost``            {source, kind, error}
+``source.recovered``       {source, kind}
+``update.sent``            {channel, text}
+
+Tags that feed the post-mortem: ``#decision #finding #action #root-cause
+#impact #resolution #went-well #went-wrong #lesson #summary``; any other
+``#word`` is kept as a tag too.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import pwd
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from tinydb import TinyDB
+
+from console.incident.storage import JournalChanged, JournalStorage, JournalUnreadable, set_aside
+
+__all__ = ["Event", "Journal", "JournalUnreadable", "set_aside", "current_operator",
+           "parse_tags", "untagged", "clip", "OUTPUT_LIMIT", "STATUSES", "ROLES"]
+
+STATUSES = ("Investigating", "Identified", "Monitoring", "Resolved")
+ROLES = ("commander", "scribe", "communications")
+# Probe and command output is journaled, not archived: enough to read in the
+# timeline and the post-mortem, bounded so one noisy probe cannot bloat it.
+OUTPUT_LIMIT = 4000
+# How often refresh() retries writing pending events (a full disk).
+RETRY_SECONDS = 2.0
+TABLE = "events"
+
+_TAG = re.compile(r"(?<![\w#&/])#([A-Za-z][\w-]*)")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def parse_tags(text: str) -> list[str]:
+    """``#decision``, ``#root-cause`` ... in ``text``, lower-cased, in order, once
+    each. ``#123`` (an issue number) and ``a#b`` are not tags."""
+    seen: dict[str, None] = {}
+    for match in _TAG.finditer(text):
+        seen.setdefault(match.group(1).lower().rstrip("-"), None)
+    return list(seen)
+
+
+_TRAILING_TAGS = re.compile(r"(?:\s+#[A-Za-z][\w-]*)+\s*$")
+
+
+def untagged(text: str) -> str:
+    """``text`` without the ``#tags`` that end it: what a post-mortem section
+    or a customer reads. Tags inside the sentence stay."""
+    stripped = _TRAILING_TAGS.sub("", text)
+    return stripped if stripped.strip() else text
+
+
+def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    """``text`` bounded to ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… ({len(text) - limit} more characters not journaled)"
+
+
+def current_operator(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """Who is at the keyboard: the user name and the SSH client address."""
+    env = os.environ if environ is None else environ
+    # getpass.getuser()'s order, on the environment given.
+    user = next((env[name] for name in ("LOGNAME", "USER", "LNAME", "USERNAME") if env.get(name)), None)
+    if user is None:
+        try:
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:  # no name for this uid (containers): the number says who
+            user = str(os.getuid())
+    client = None
+    for name in ("SSH_CLIENT", "SSH_CONNECTION"):
+        fields = (env.get(name) or "").split()
+        if fields:
+            client = fields[0]
+            break
+    return {"user": user, "ssh_client": client}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One immutable journal entry."""
+
+    id: str
+    at: datetime
+    kind: str
+    operator: Mapping[str, str | None]
+    data: Mapping[str, Any]
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def user(self) -> str:
+        return str(self.operator.get("user") or "?")
+
+    def to_document(self) -> dict[str, Any]:
+        return {"id": self.id, "at": format_time(self.at), "kind": self.kind,
+                "operator": _thaw(self.operator), "data": _thaw(self.data)}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> "Event":
+        """The event a stored document holds; ValueError says what is wrong."""
+        ident, at, kind = doc.get("id"), doc.get("at"), doc.get("kind")
+        operator, data = doc.get("operator"), doc.get("data", {})
+        if not isinstance(ident, str) or not ident:
+            raise ValueError("entry has no id")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"entry {ident}: no kind")
+        if not isinstance(at, str):
+            raise ValueError(f"entry {ident}: no time")
+        try:
+            when = parse_time(at)
+        except ValueError:
+            raise ValueError(f"entry {ident}: time {at!r} is not ISO 8601 with a zone") from None
+        if not isinstance(operator, Mapping) or not isinstance(operator.get("user"), str):
+            raise ValueError(f"entry {ident}: no operator")
+        if not isinstance(data, Mapping):
+            raise ValueError(f"entry {ident}: data is not an object")
+        client = operator.get("ssh_client")
+        return cls(ident, when, kind,
+                   MappingProxyType({"user": operator["user"], "ssh_client": client if isinstance(client, str) else None}),
+                   _freeze(data))
+
+
+def format_time(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return when.astimezone(timezone.utc)
+
+
+class Journal:
+    """The journal file of one incident, shared with other processes.
+
+    ``append`` returns only when the event is on disk, or, when the disk
+    refuses, with the event kept in :attr:`pending` and :attr:`write_error`
+    set. Call :meth:`flush` to retry (the console does on a timer while
+    anything is pending) and :meth:`refresh` often to see what others wrote.
+    If another process leaves the file unreadable, :attr:`unreadable` holds
+    the :class:`JournalUnreadable`; :meth:`set_aside` moves that file away and
+    rewrites every event this journal knows into a new one.
+
+    Opening an unreadable file raises :class:`JournalUnreadable`; it is never
+    overwritten.
+    """
+
+    def __init__(self, path: str | os.PathLike, operator: Mapping[str, str | None] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.path = Path(path)
+        self.operator = MappingProxyType(dict(operator) if operator is not None else current_operator())
+        self._clock = clock or utcnow
+        self._lock = threading.RLock()
+        self._db = TinyDB(self.path, storage=JournalStorage)
+        self._storage: JournalStorage = self._db.storage
+        self._written: dict[str, Event] = {}   # on disk, in file order
+        self._pending: list[Event] = []        # not yet on disk, in append order
+        self._key_ids: dict[str, str] = {}     # TinyDB doc key -> event id, as last read
+        self._next_key = 1
+        self._from_others: list[Event] = []
+        self._ordered: tuple[Event, ...] | None = None
+        self._last_attempt = 0.0
+        self.write_error: str | None = None
+        self.unreadable: JournalUnreadable | None = None
+        try:
+            self._sync(self._storage.read())
+        except BaseException:
+            self._db.close()
+            raise
+        self._from_others.clear()
+
+    # -- the record --------------------------------------------------------
+
+    def append(self, kind: str, **data: Any) -> Event:
+        """Record an event; returns it once it is on disk, or kept pending."""
+        if not isinstance(kind, str) or not kind:
+            raise ValueError("an event needs a kind")
+        at = self._clock()
+        if at.tzinfo is None:
+            raise ValueError("the journal clock must return aware datetimes")
+        event = Event(secrets.token_hex(6), at.astimezone(timezone.utc), kind, self.operator,
+                      _freeze(_plain(data)))
+        with self._lock:
+            self._pending.append(event)
+            ordered = self._ordered
+            if ordered is not None and (not ordered or ordered[-1].at <= event.at):
+                self._ordered = ordered + (event,)
+            else:
+                self._ordered = None
+            self.flush()
+        return event
+
+    def note(self, text: str, pinned: bool = False) -> Event:
+        """A scribe's note, with its ``#tags`` parsed."""
+        return self.append("note", text=text, tags=parse_tags(text), pinned=pinned)
+
+    def events(self) -> tuple[Event, ...]:
+        """Every event, oldest first, including those still pending."""
+        with self._lock:
+            if self._ordered is None:
+                merged = list(self._written.values()) + self._pending
+                self._ordered = tuple(sorted(merged, key=lambda e: e.at))
+            return self._ordered
+
+    @property
+    def pending(self) -> tuple[Event, ...]:
+        with self._lock:
+            return tuple(self._pending)
+
+    def flush(self) -> bool:
+        """Write pending events, in order; True when nothing is pending."""
+        with self._lock:
+            if not self._pending:
+                self.write_error = None
+                return True
+            self._last_attempt = time.monotonic()
+            try:
+                with self._storage.locked():
+                    if self._storage.changed_on_disk():
+                        self._read()
+                    if self._pending:
+                        self._write_pending()
+            except JournalUnreadable as exc:
+                self.unreadable = exc
+                self.write_error = f"{exc}; not overwriting it{self._kept()}"
+            except (OSError, JournalChanged) as exc:
+                self.write_error = f"cannot write {self.path}: {_reason(exc)}{self._kept()}"
+            else:
+                self.write_error = None
+                self.unreadable = None
+            return not self._pending
+
+    def refresh(self) -> list[Event]:
+        """Events other processes wrote since the last look, oldest first.
+
+        One ``stat`` when nothing changed, so it can run every half second.
+        While events are pending it also retries writing them, every
+        :data:`RETRY_SECONDS` at most."""
+        with self._lock:
+            if self._pending and time.monotonic() - self._last_attempt >= RETRY_SECONDS:
+                self.flush()
+            try:
+                if self._storage.changed_on_disk():
+                    self._read()
+                    if self.unreadable is not None:
+                        self.unreadable = None
+                        self.write_error = None
+            except JournalUnreadable as exc:
+                self.unreadable = exc
+                self.write_error = f"{exc}; not overwriting it{self._kept()}"
+            except OSError as exc:
+                self.write_error = f"cannot read {self.path}: {_reason(exc)}{self._kept()}"
+            news, self._from_others = self._from_others, []
+            return sorted(news, key=lambda e: e.at)
+
+    def set_aside(self) -> Path:
+        """Move an unreadable file away (see :func:`set_aside`) and write every
+        event this journal knows into a new file at the same path."""
+        with self._lock:
+            moved = set_aside(self.path)
+            self.refresh()
+            self.flush()
+            return moved
+
+    def close(self) -> None:
+        """Try once more to write what is pending, then let go of the file.
+        Check :attr:`pending` first: what is still there is only in memory."""
+        with self._lock:
+            self.flush()
+            self._db.close()
+
+    # -- internals -----------------------------------------------------------
+
+    def _write_pending(self) -> None:
+        # Straight to the storage: TinyDB's Table.insert converts the keys of
+        # every stored document twice per insert, which at 10,000 entries
+        # costs more than writing the file.
+        batch = list(self._pending)
+        docs = {str(self._next_key + i): event.to_document() for i, event in enumerate(batch)}
+        self._storage.append(TABLE, docs)
+        for key, event in zip(docs, batch):
+            self._written[event.id] = event
+            self._key_ids[key] = event.id
+        self._next_key += len(batch)
+        del self._pending[:len(batch)]
+
+    def _read(self) -> None:
+        """Take in what the file holds now; events new to this process are
+        kept for :meth:`refresh`."""
+        try:
+            self._from_others += self._sync(self._storage.read())
+        except JournalUnreadable:
+            # Read it again next time, so nothing is written over it meanwhile.
+            self._storage.forget()
+            raise
+
+    def _sync(self, tables: Mapping[str, Mapping[str, Any]] | None) -> list[Event]:
+        """Take in ``tables``; returns the events new to this process.
+
+        Pending events found in the file (a write that failed after the
+        rename) become written, so they are never written twice; events this
+        process knew but the file lost (set aside, deleted) become pending
+        again, so the next flush restores them."""
+        raw = (tables or {}).get(TABLE, {})
+        unseen: list[tuple[str, Event]] = []
+        for key, doc in raw.items():
+            ident = doc.get("id")
+            if ident is not None and self._key_ids.get(key) == ident and ident in self._written:
+                continue
+            try:
+                unseen.append((key, Event.from_document(doc)))
+            except ValueError as exc:
+                raise JournalUnreadable(self.path, f"not an incident journal: {exc}") from None
+        news: list[Event] = []
+        pending = {event.id: event for event in self._pending}
+        for key, event in unseen:
+            self._key_ids[key] = event.id
+            if key.isdigit():
+                self._next_key = max(self._next_key, int(key) + 1)
+            if event.id in self._written:
+                continue
+            if event.id in pending:
+                self._pending.remove(pending.pop(event.id))
+            else:
+                news.append(event)
+            self._written[event.id] = event
+        if len(raw) < len(self._written):
+            on_disk = {doc.get("id") for doc in raw.values()}
+            lost = [event for event in self._written.values() if event.id not in on_disk]
+            for event in lost:
+                del self._written[event.id]
+            self._pending[:0] = lost
+            self._key_ids = {key: doc.get("id") for key, doc in raw.items()}
+        if news:
+            self._ordered = None
+        return news
+
+    def _kept(self) -> str:
+        n = len(self._pending)
+        if not n:
+            return ""
+        return f"; {n} {'entry' if n == 1 else 'entries'} kept in memory until it can be written"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-ready data; TypeError for what JSON cannot hold."""
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("journal times must be aware datetimes")
+        return format_time(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    raise TypeError(f"cannot journal a {type(value).__name__}")
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value

@@ -1,0 +1,820 @@
+"""Running playbook steps against live systems, and nothing more than asked.
+
+Probes read. SQL is checked by :mod:`console.playbooks.readonly` and then runs
+in a read-only transaction with a statement timeout on the source's held
+connection, so PostgreSQL refuses a write the check missed; Redis probes pass
+the read-command allow-list again at the source; HTTP probes are bounded GETs;
+Kubernetes probes list.
+
+Actions and runnable commands change things. They run only after the
+operator has typed the target's name (a pid, a deployment, a database), never
+in read-only mode, and every attempt, whether it ran, failed or was refused,
+is recorded with who asked. Template values reach a shell only through
+``shlex.quote`` and an API only after validation (a pid is a whole number, a
+deployment a Kubernetes name); commands run as argv ``bash -c TEXT``, bounded
+in time and output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import time
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Awaitable, Callable, Mapping, NoReturn, Sequence
+from urllib.parse import urljoin, urlsplit
+
+from console.playbooks.model import ACTIONS, PROBE_KINDS, TEMPLATE, Playbook, Step
+from console.playbooks.readonly import http_request, kubernetes_read, redis_argv, redis_is_read_only, sql_is_read_only
+from console.sources.base import ProbeError, Source, describe_error, utcnow
+from console.text import inert
+
+MAX_LINES = 100
+MAX_BYTES = 8 * 1024
+CELL_CHARS = 80
+LINE_CHARS = 400
+PROBE_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 30.0
+CAPTURE_BYTES = 64 * 1024  # read from a command; the rest is drained unread
+HTTP_BODY = 32 * 1024
+POSTGRES_STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)",
+                   "fastpath function call", "disabled")
+KUBE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+KUBE_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    ok: bool
+    output: str  # plain text, at most MAX_LINES lines / MAX_BYTES
+    error: str | None
+    took_ms: float
+    exit_code: int | None = None
+
+
+class Refused(Exception):
+    """A step that was not run; ``str()`` is the message for the operator."""
+
+
+def mutating_paths() -> list[str]:
+    """Every way a step can change a system: each action kind, and a runnable command."""
+    return [*ACTIONS, "command"]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A mutating step with its values filled in, checked, ready to run."""
+
+    kind: str  # the journal kind: "action" or "command"
+    what: str  # e.g. "terminate_backend pid 4242 on primary"
+    target: str
+    confirmation: str
+    command: str | None
+    execute: Callable[[], Awaitable[StepResult]]
+
+
+class StepRunner:
+    def __init__(self, config: Any, sources: Mapping[str, Source], record: Callable[..., object] | None = None,
+                 read_only: bool = False, environment: Mapping[str, str] | None = None, *,
+                 probe_timeout: float = PROBE_TIMEOUT, command_timeout: float = COMMAND_TIMEOUT) -> None:
+        self.config = config
+        self.sources = sources
+        self._record = record
+        environment_section = getattr(config, "environment", None)
+        self.read_only = bool(read_only or getattr(environment_section, "read_only", False))
+        self.environment = dict(os.environ if environment is None else environment)
+        self.probe_timeout = probe_timeout
+        self.command_timeout = command_timeout
+
+    # ---- what a step needs -------------------------------------------------
+    def resolve(self, step: Step) -> Source | None:
+        """The source a probe or action runs against: by name, else the first of its kind."""
+        kind = step.target_kind
+        named = step.source if step.source not in (None, *PROBE_KINDS.values()) else None
+        if named is not None:
+            found = self.sources.get(named)
+            if found is not None and _is_kind(found, kind):
+                return found
+            return next((s for s in self.sources.values() if s.name == named and _is_kind(s, kind)), None)
+        wanted = step.source or kind
+        if wanted is None:
+            return None
+        return next((s for s in self.sources.values() if _is_kind(s, wanted)), None)
+
+    def values_needed(self, step: Step) -> list[str]:
+        """The template placeholders the operator fills in, in order, each once."""
+        names: list[str] = []
+        if step.kind == "command" or step.action == "shell":
+            names += [n for n in shell_placeholders(step.command or "") if n not in step.params]
+        if step.kind in ("command", "action"):
+            names += [n for v in step.params.values() for n in _placeholders(v)]
+            names += [n for n in _placeholders(step.confirm) if n not in step.params and n != "source"]
+        return list(dict.fromkeys(names))
+
+    def render_command(self, step: Step, values: Mapping[str, str]) -> str:
+        """The command as it will run, every value shell-quoted; for API actions, what they do."""
+        plan = self._plan(step, values)
+        return plan.command or plan.what
+
+    def expected_confirmation(self, step: Step, values: Mapping[str, str]) -> str:
+        """What the operator must type: the target's name, or the step's own ``confirm``."""
+        return self._plan(step, values).confirmation
+
+    def is_mutating(self, step: Step) -> bool:
+        return step.kind == "action" or (step.kind == "command" and step.runnable)
+
+    # ---- probes --------------------------------------------------------------
+    async def probe(self, playbook: Playbook, step: Step) -> StepResult:
+        """Run a probe step and record it; failures are a result, never an exception."""
+        if step.kind != "probe":
+            raise Refused(f"step {step.id} is a {step.kind} step, not a probe")
+        source = self.resolve(step)
+        started = time.perf_counter()
+        try:
+            output = await self._probe(step, source)
+            result = StepResult(True, bounded(output), None, _since(started))
+        except (ProbeError, _Failed) as exc:
+            result = StepResult(False, "", str(exc), _since(started))
+        except Exception as exc:  # a client library's surprise must not take the pane down
+            result = StepResult(False, "", describe_error(exc), _since(started))
+        self._note("probe", playbook=playbook.id, step=step.id, source=_name(source, step), query=step.query,
+                   ok=result.ok, output=result.output, error=result.error, took_ms=round(result.took_ms, 1))
+        return result
+
+    async def _probe(self, step: Step, source: Source | None) -> str:
+        kind, query = step.probe, step.query or ""
+        if kind == "promql":
+            return await self._promql(source, query)
+        if kind == "http":
+            return await self._http(source, query)
+        if source is None:
+            raise _Failed(f"no {PROBE_KINDS.get(kind or '', kind)} source configured"
+                          + (f" named {step.source!r}" if step.source else ""))
+        if kind == "sql":
+            reason = sql_is_read_only(query)
+            if reason is not None:
+                raise _Failed(f"refused: {reason}")
+            rows = await source.probe(query, self.probe_timeout)  # type: ignore[attr-defined]
+            return table(rows.columns, rows.rows) + _row_count(len(rows.rows), rows.truncated)
+        if kind == "redis":
+            argv = redis_argv(query)
+            reason = argv if isinstance(argv, str) else redis_is_read_only(argv)
+            if reason is not None:
+                raise _Failed(f"refused: {reason}")
+            return redis_reply(await source.probe(argv, self.probe_timeout))  # type: ignore[attr-defined]
+        if kind == "kubernetes":
+            return await self._kubernetes(source, query)
+        raise _Failed(f"unknown probe kind {kind!r}")
+
+    async def _http(self, source: Source | None, query: str) -> str:
+        from console.sources.http import FetchError, fetch, new_client
+
+        request = http_request(query)
+        if isinstance(request, str):
+            raise _Failed(f"refused: {request}")
+        method, target = request
+        service = getattr(source, "target", None)
+        base = getattr(service, "url", None)
+        if target.startswith("/") and not base:
+            raise _Failed("an HTTP probe on a path needs a configured service")
+        url = urljoin(base, target) if target.startswith("/") else target
+        # A service's headers (often a token) go only to that service's origin.
+        headers = service.headers if base and _origin(url) == _origin(base) else ()
+        async with new_client() as client:
+            try:
+                got = await fetch(client, url, timeout=self.probe_timeout, headers=headers, max_bytes=HTTP_BODY)
+            except FetchError as exc:
+                raise _Failed(str(exc)) from None
+        head = f"HTTP {got.status} in {got.latency_ms:.0f} ms" + (" (body cut)" if got.truncated else "")
+        if got.redirect_error:
+            raise _Failed(f"{head}: {got.redirect_error}")
+        body = "" if method == "HEAD" else _readable_body(got.text())
+        if got.status >= 400:
+            raise _Failed(f"{head}" + (f": {inert(body, 200)}" if body else ""))
+        return f"{head}\n{body}".rstrip()
+
+    async def _promql(self, source: Source | None, query: str) -> str:
+        from console.sources.errors import ask, read_data
+        from console.sources.http import FetchError, new_client
+
+        prometheus = getattr(source, "prometheus", None) or getattr(self.config, "prometheus", None)
+        if prometheus is None:
+            raise _Failed("no prometheus configured")
+        async with new_client() as client:
+            try:
+                got = await ask(client, prometheus, query)
+            except FetchError as exc:
+                raise _Failed(str(exc)) from None
+        data, warnings, error = read_data(got)
+        if error is not None:
+            raise _Failed(error)
+        return promql_result(data) + "".join(f"\nwarning: {w}" for w in warnings)
+
+    async def _kubernetes(self, source: Source, query: str) -> str:
+        from console.sources.kubernetes import probe_rows
+
+        asked = kubernetes_read(query)
+        if isinstance(asked, str):
+            raise _Failed(f"refused: {asked}")
+        resource, name = asked
+        items = await source.read(resource, name)  # type: ignore[attr-defined]
+        columns, rows = probe_rows(resource, items, utcnow())
+        return table(columns, rows) + _row_count(len(rows), False)
+
+    # ---- actions and commands --------------------------------------------------
+    async def run(self, playbook: Playbook, step: Step, values: Mapping[str, str], typed: str) -> StepResult:
+        """Run an action or runnable command once the operator typed its confirmation.
+
+        Raises :class:`Refused` (after recording the refusal) in read-only
+        mode, for values that cannot be used safely, and when ``typed`` is not
+        exactly the expected confirmation.
+        """
+        if not self.is_mutating(step):
+            raise Refused(f"step {step.id} is not an action or a runnable command; nothing to run")
+        journal_kind = "command" if step.kind == "command" else "action"
+        if self.read_only:
+            what = self._describe_for_refusal(step, values)
+            self._refuse(playbook, step, journal_kind, what, typed, f"read-only mode: {what} was not run")
+        try:
+            plan = self._plan(step, values)
+        except Refused as exc:
+            self._refuse(playbook, step, journal_kind, step.id, typed, f"{exc}; step {step.id} was not run")
+        if typed.strip() != plan.confirmation:
+            self._refuse(playbook, step, plan.kind, plan.what, typed,
+                         f"not confirmed: type {plan.confirmation!r} exactly to run {plan.what}; nothing was run",
+                         plan)
+        result = await plan.execute()
+        self._note_run(playbook, step, plan, typed, result)
+        return result
+
+    def _plan(self, step: Step, values: Mapping[str, str]) -> _Plan:
+        given = _checked_values(values)
+        missing = [n for n in self.values_needed(step) if n not in given]
+        if missing:
+            raise Refused("no value given for " + ", ".join(f"{{{n}}}" for n in missing))
+        params = {k: _fill(v, given) for k, v in step.params.items()}
+        if step.kind == "command" or step.action == "shell":
+            plan = self._shell_plan(step, given, params)
+        elif step.action in ("terminate_backend", "cancel_backend"):
+            plan = self._backend_plan(step, params, given)
+        elif step.action == "flush_db":
+            plan = self._flush_plan(step, params, given)
+        elif step.action in ("scale", "rollout_restart", "rollout_undo"):
+            plan = self._kubernetes_plan(step, params, given)
+        else:
+            raise Refused(f"unknown action {step.action!r}")
+        if not plan.confirmation.strip():
+            # Typing nothing must never confirm anything.
+            return replace(plan, confirmation=step.id)
+        return replace(plan, confirmation=plan.confirmation.strip())
+
+    def _confirmation(self, step: Step, default: str, params: Mapping[str, Any], given: Mapping[str, str],
+                      source: Source | None = None) -> str:
+        if not step.confirm:
+            return default
+        known = {**{k: str(v) for k, v in params.items()}, "source": _name(source, step) or "", **given}
+        return TEMPLATE.sub(lambda m: known.get(m.group(1), m.group(0)), step.confirm).strip()
+
+    def _shell_plan(self, step: Step, given: Mapping[str, str], params: Mapping[str, Any]) -> _Plan:
+        # A shell action's params are defaults for its command's placeholders.
+        lookup = {**{k: str(v) for k, v in params.items()}, **given}
+        for name, value in lookup.items():
+            if value.startswith("-") and name in shell_placeholders(step.command or ""):
+                raise Refused(f"value for {{{name}}} starts with '-', which the command would take as an option")
+        command = render_shell(step.command or "", lookup)
+        # The target is what the operator filled in (a pod, a host), not a default.
+        names = [n for n in self.values_needed(step) if n in given] or shell_placeholders(step.command or "")
+        default = lookup[names[0]] if names else step.id
+        kind = "command" if step.kind == "command" else "action"
+        return _Plan(kind, f"`{command}`", command, self._confirmation(step, default, params, given),
+                     command, lambda: self._run_shell(command))
+
+    def _backend_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
+        source = self._need_source(step)
+        verb = "pg_terminate_backend" if step.action == "terminate_backend" else "pg_cancel_backend"
+        if "pid" in params:
+            pid = _whole(params["pid"], "pid", minimum=1)
+            what = f"{step.action} pid {pid} on {source.name}"
+
+            async def one() -> StepResult:
+                started = time.perf_counter()
+                try:
+                    rows = await source.execute_action(f"SELECT {verb}(%s)", [pid])  # type: ignore[attr-defined]
+                except ProbeError as exc:
+                    return StepResult(False, "", str(exc), _since(started))
+                if rows.rows and rows.rows[0][0] is True:
+                    done = "terminated" if step.action == "terminate_backend" else "cancelled the query of"
+                    return StepResult(True, f"{done} backend {pid}", None, _since(started))
+                return StepResult(False, "", f"backend {pid} was not signalled (no such backend, "
+                                  "or not allowed)", _since(started))
+            return _Plan("action", what, str(pid), self._confirmation(step, str(pid), params, given, source),
+                         None, one)
+        state = str(params.get("state", ""))
+        if state not in POSTGRES_STATES:
+            raise Refused(f"state must be one of {', '.join(POSTGRES_STATES)}, not {state!r}")
+        filters = {"state": state,
+                   "older": None if params.get("older_than_s") is None else _number(params["older_than_s"], "older_than_s"),
+                   "database": _optional_str(params.get("database")), "user": _optional_str(params.get("user")),
+                   "app": _optional_str(params.get("application_name"))}
+        shown = ", ".join(f"{k}={v}" for k, v in filters.items() if v is not None)
+        what = f"{step.action} every session with {shown} on {source.name}"
+        sql = _SESSIONS_SQL.format(verb=verb)
+
+        async def every() -> StepResult:
+            started = time.perf_counter()
+            try:
+                rows = await source.execute_action(sql, filters)  # type: ignore[attr-defined]
+            except ProbeError as exc:
+                return StepResult(False, "", str(exc), _since(started))
+            signalled = sum(1 for r in rows.rows if r[-1] is True)
+            text = f"{signalled} of {len(rows.rows)} matching sessions signalled"
+            return StepResult(True, bounded(f"{text}\n{table(rows.columns, rows.rows)}"), None, _since(started))
+        return _Plan("action", what, shown, self._confirmation(step, state, params, given, source), None, every)
+
+    def _flush_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
+        source = self._need_source(step)
+        db = _whole(params["db"], "db") if "db" in params else getattr(source, "db", 0)
+        target = f"{source.name}/db{db}"
+
+        async def flush() -> StepResult:
+            started = time.perf_counter()
+            try:
+                await source.flush_db(db)  # type: ignore[attr-defined]
+            except ProbeError as exc:
+                return StepResult(False, "", str(exc), _since(started))
+            return StepResult(True, f"flushed {target}", None, _since(started))
+        return _Plan("action", f"FLUSHDB on {target}", target,
+                     self._confirmation(step, target, params, given, source), None, flush)
+
+    def _kubernetes_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
+        source = self._need_source(step)
+        kind = "statefulset" if "statefulset" in params else "deployment"
+        name = _kube_name(params.get(kind), kind)
+        namespace = params.get("namespace")
+        if namespace is not None and not KUBE_NAMESPACE.match(str(namespace)):
+            raise Refused(f"not a Kubernetes namespace: {str(namespace)[:60]!r}")
+        namespace = str(namespace or source.namespace)  # type: ignore[attr-defined]
+        where = f"{kind}/{name} in {namespace}"
+        confirmation = self._confirmation(step, name, params, given, source)
+        if step.action == "scale":
+            replicas = _whole(params.get("replicas"), "replicas")
+
+            async def scale() -> StepResult:
+                return await _api_call(lambda: source.scale(kind, name, replicas, namespace),  # type: ignore
+                                       f"scaled {where} to {replicas} replicas")
+            return _Plan("action", f"scale {where} to {replicas} replicas", f"{kind}/{name}", confirmation,
+                         None, scale)
+        if step.action == "rollout_restart":
+            async def restart() -> StepResult:
+                return await _api_call(lambda: source.restart(kind, name, utcnow(), namespace),  # type: ignore
+                                       f"restarted {where}: new pods are rolling out")
+            return _Plan("action", f"rollout restart {where}", f"{kind}/{name}", confirmation, None, restart)
+        argv = ["kubectl", *source.kubectl_args(namespace), "rollout", "undo", f"{kind}/{name}"]  # type: ignore
+        if params.get("to_revision") is not None:
+            argv.append(f"--to-revision={_whole(params['to_revision'], 'to_revision', minimum=1)}")
+        return _Plan("action", f"rollout undo {where}", f"{kind}/{name}", confirmation, shlex.join(argv),
+                     lambda: self._run_kubectl(argv))
+
+    def _need_source(self, step: Step) -> Source:
+        source = self.resolve(step)
+        if source is None:
+            kind = step.target_kind or "matching"
+            raise Refused(f"no {kind} source configured" + (f" named {step.source!r}" if step.source else ""))
+        return source
+
+    def _describe_for_refusal(self, step: Step, values: Mapping[str, str]) -> str:
+        try:
+            return self._plan(step, values).what
+        except Refused:
+            return f"{step.action or 'command'} ({step.id})"
+
+    # ---- processes --------------------------------------------------------------
+    async def _run_shell(self, command: str) -> StepResult:
+        bash = shutil.which("bash", path=self.environment.get("PATH")) or shutil.which("bash") or "/bin/bash"
+        return await self._run_process([bash, "-c", command])
+
+    async def _run_kubectl(self, argv: list[str]) -> StepResult:
+        found = shutil.which(argv[0], path=self.environment.get("PATH", ""))
+        if found is None:
+            return StepResult(False, "", "kubectl not found on PATH: rollout undo needs it; install kubectl "
+                              f"or run by hand: {shlex.join(argv)}", 0.0)
+        return await self._run_process([found, *argv[1:]])
+
+    async def _run_process(self, argv: list[str]) -> StepResult:
+        """``argv`` (never a shell line), stdout and stderr merged, bounded in time and size."""
+        started = time.perf_counter()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, env=self.environment, start_new_session=True)
+        except OSError as exc:
+            return StepResult(False, "", f"cannot start {argv[0]}: {exc.strerror or exc}", _since(started))
+        captured = bytearray()
+        try:
+            async with asyncio.timeout(self.command_timeout):
+                await _capture(process, captured)
+                code = await process.wait()
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            _kill_group(process)
+            await process.wait()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            output = bounded(_decode(captured))
+            return StepResult(False, output, f"timed out after {self.command_timeout:g}s; stopped",
+                              _since(started), process.returncode)
+        output = bounded(_decode(captured))
+        error = None if code == 0 else f"exit status {code}"
+        return StepResult(code == 0, output, error, _since(started), code)
+
+    # ---- the journal -------------------------------------------------------------
+    def _note(self, kind: str, **data: Any) -> None:
+        if self._record is not None:
+            self._record(kind, **data)
+
+    def _who(self) -> dict[str, Any]:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = self.environment.get("USER") or str(os.getuid())
+        ssh = self.environment.get("SSH_CLIENT") or os.environ.get("SSH_CLIENT") or ""
+        return {"user": user, "ssh_client": ssh.split()[0] if ssh.split() else None}
+
+    def _note_run(self, playbook: Playbook, step: Step, plan: _Plan, typed: str, result: StepResult) -> None:
+        common = {"playbook": playbook.id, "step": step.id, "ok": result.ok, "error": result.error,
+                  "took_ms": round(result.took_ms, 1), "confirmed_by": typed, **self._who()}
+        if plan.kind == "command":
+            self._note("command", command=plan.command, exit_code=result.exit_code, output=result.output, **common)
+        else:
+            extra = {} if plan.command is None else {"command": plan.command, "exit_code": result.exit_code}
+            self._note("action", action=step.action, target=plan.target, source=_name(self.resolve(step), step),
+                       result=result.output if result.ok else (result.error or ""), output=result.output,
+                       **extra, **common)
+
+    def _refuse(self, playbook: Playbook, step: Step, kind: str, what: str, typed: str, message: str,
+                plan: _Plan | None = None) -> NoReturn:
+        common = {"playbook": playbook.id, "step": step.id, "ok": False, "refused": message,
+                  "error": message, "confirmed_by": typed, **self._who()}
+        if kind == "command":
+            self._note("command", command=plan.command if plan else step.command, exit_code=None, output="",
+                       **common)
+        else:
+            self._note("action", action=step.action, target=plan.target if plan else what,
+                       source=_name(self.resolve(step), step), result=message, **common)
+        raise Refused(message)
+
+
+class _Failed(Exception):
+    """A probe that could not run: its message is the whole story."""
+
+
+_SESSIONS_SQL = """
+SELECT pid, usename AS user, datname AS database, application_name, state,
+       round(extract(epoch FROM now() - state_change)::numeric, 1) AS in_state_s,
+       {verb}(pid) AS signalled
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+  AND state = %(state)s
+  AND (%(older)s::float8 IS NULL OR state_change < now() - make_interval(secs => %(older)s::float8))
+  AND (%(database)s::text IS NULL OR datname = %(database)s::text)
+  AND (%(user)s::text IS NULL OR usename = %(user)s::text)
+  AND (%(app)s::text IS NULL OR application_name = %(app)s::text)
+ORDER BY state_change
+"""
+
+
+# ---- shell templates ------------------------------------------------------------
+
+def shell_placeholders(command: str) -> list[str]:
+    """``{name}`` placeholders of a shell command; ``${NAME}`` is the shell's own."""
+    return list(dict.fromkeys(m.group(1) for m in TEMPLATE.finditer(command)
+                              if not command[:m.start()].endswith("$")))
+
+
+def render_shell(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with each ``{name}`` replaced by its value as one literal shell word.
+
+    Quoting depends on where the placeholder sits: bare, it becomes
+    ``shlex.quote(value)``; inside '...' or "..." the quotes are closed
+    around it (``"a"'value'"b"``), which the shell joins into one word. Where
+    no quoting is certain to hold (backticks, ``$(...)`` inside double quotes,
+    here-documents, ANSI-C ``$'...'``, ``case`` patterns), the command is
+    refused rather than guessed at.
+    """
+    out: list[str] = []
+    stack = ["U"]  # U: unquoted (or a $( ) subshell), S: '...', D: "...", B: `...`, A: $'...'
+    heredoc = False
+    risky = re.search(r"\bcase\b", template) is not None
+    i, n = 0, len(template)
+    while i < n:
+        placeholder = TEMPLATE.match(template, i)
+        if placeholder and not template[:i].endswith("$"):
+            name = placeholder.group(1)
+            out.append(_quoted_here(name, values[name], stack, heredoc, risky))
+            i = placeholder.end()
+            continue
+        c, top = template[i], stack[-1]
+        if top == "S" or (top == "A" and c == "'"):
+            if c == "'":
+                stack.pop()
+            out.append(c)
+            i += 1
+            continue
+        if c == "\\" and i + 1 < n:
+            out.append(template[i:i + 2])
+            i += 2
+            continue
+        step = 1
+        if top == "D":
+            if c == '"':
+                stack.pop()
+            elif template.startswith("$(", i):
+                stack.append("U")
+                step = 2
+            elif c == "`":
+                stack.append("B")
+        elif top == "B":
+            if c == "`":
+                stack.pop()
+        elif top == "U":
+            if template.startswith("$'", i):
+                stack.append("A")
+                step = 2
+            elif c == "'":
+                stack.append("S")
+            elif c == '"':
+                stack.append("D")
+            elif c == "`":
+                stack.append("B")
+            elif template.startswith("$(", i) or c == "(":
+                stack.append("U")
+                step = 2 if c == "$" else 1
+            elif c == ")" and len(stack) > 1:
+                stack.pop()
+            elif template.startswith("<<", i):
+                heredoc = True
+            elif c == "#" and (i == 0 or template[i - 1] in " \t\n;&|("):
+                end = template.find("\n", i)
+                step = (n if end < 0 else end) - i  # a comment: its quotes are not quotes
+        out.append(template[i:i + step])
+        i += step
+    return "".join(out)
+
+
+def _quoted_here(name: str, value: str, stack: list[str], heredoc: bool, risky: bool) -> str:
+    top, below = stack[-1], stack[:-1]
+    plain_below = all(s == "U" for s in below)
+    if heredoc:
+        raise Refused(f"{{{name}}} follows a here-document (<<), where quoting does not hold; "
+                      "pass it as an argument instead")
+    if risky and not (top == "U" and plain_below):
+        raise Refused(f"{{{name}}} sits inside quotes in a command with `case`; write it bare")
+    quoted = shlex.quote(value)
+    if top == "U" and plain_below:
+        return quoted
+    if top == "S" and plain_below:
+        return f"'{quoted}'"
+    if top == "D" and plain_below:
+        return f'"{quoted}"'
+    raise Refused(f"{{{name}}} sits inside backticks, $'...' or a $(...) within double quotes, where "
+                  "its quoting cannot be kept; write it bare (values are quoted for you)")
+
+
+def _checked_values(values: Mapping[str, str]) -> dict[str, str]:
+    checked = {}
+    for name, value in values.items():
+        text = str(value)
+        if "\x00" in text or "\n" in text or "\r" in text:
+            raise Refused(f"value for {{{name}}} contains a line break or NUL; refused")
+        checked[str(name)] = text
+    return checked
+
+
+def _placeholders(value: Any) -> list[str]:
+    return TEMPLATE.findall(value) if isinstance(value, str) else []
+
+
+def _fill(value: Any, given: Mapping[str, str]) -> Any:
+    if not isinstance(value, str):
+        return value
+    return TEMPLATE.sub(lambda m: given[m.group(1)], value)
+
+
+def _whole(value: Any, name: str, minimum: int = 0) -> int:
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < minimum:
+        raise Refused(f"{name} must be a whole number{' above 0' if minimum else ''}, not {str(value)[:40]!r}")
+    return int(text)
+
+
+def _number(value: Any, name: str) -> float:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = -1.0
+    if not number >= 0 or number == float("inf"):
+        raise Refused(f"{name} must be a number of seconds, not {str(value)[:40]!r}")
+    return number
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _kube_name(value: Any, kind: str) -> str:
+    text = "" if value is None else str(value)
+    if not KUBE_NAME.match(text):
+        raise Refused(f"not a Kubernetes {kind} name: {text[:60]!r}")
+    return text
+
+
+async def _api_call(call: Callable[[], Awaitable[Any]], done: str) -> StepResult:
+    started = time.perf_counter()
+    try:
+        await call()
+    except ProbeError as exc:
+        return StepResult(False, "", str(exc), _since(started))
+    return StepResult(True, done, None, _since(started))
+
+
+async def _capture(process: asyncio.subprocess.Process, captured: bytearray) -> None:
+    assert process.stdout is not None
+    while chunk := await process.stdout.read(16 * 1024):
+        room = CAPTURE_BYTES - len(captured)
+        if room > 0:
+            captured += chunk[:room]
+        # Past the cap, keep reading so the command never blocks on a full pipe.
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    # The command ran in its own session: its children (a pipeline, kubectl
+    # under a wrapper) go with it.
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _decode(data: bytes | bytearray) -> str:
+    return bytes(data).decode("utf-8", errors="replace")
+
+
+# ---- output -----------------------------------------------------------------------
+
+def bounded(text: str) -> str:
+    """Each line made inert, at most MAX_LINES lines and about MAX_BYTES, with a note of what was cut."""
+    lines = [inert(line.rstrip("\r"), LINE_CHARS) for line in text.splitlines()]
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        size += len(line.encode()) + 1
+        if len(kept) == MAX_LINES or size > MAX_BYTES:
+            kept.append(f"… {len(lines) - len(kept)} more lines not shown")
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A small aligned plain-text table; every cell on one inert line."""
+    if not columns:
+        return ""
+    head = [inert(c, CELL_CHARS) for c in columns]
+    body = [[_cell(v) for v in row] for row in rows[:MAX_LINES]]
+    widths = [max([len(head[i])] + [len(r[i]) for r in body if i < len(r)]) for i in range(len(head))]
+    numeric = [all(_is_number(row[i]) for row in rows[:MAX_LINES] if i < len(row) and row[i] is not None)
+               and bool(rows) for i in range(len(head))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
+    return "\n".join([line(head), line(["-" * w for w in widths]), *(line(r) for r in body)])
+
+
+def _row_count(count: int, truncated: bool) -> str:
+    if truncated:
+        return f"\n(first {count} rows)"
+    return f"\n({count} row{'s' if count != 1 else ''})"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    elif isinstance(value, datetime):
+        value = value.isoformat(sep=" ", timespec="seconds")
+    elif isinstance(value, date):
+        value = value.isoformat()
+    elif isinstance(value, float):
+        value = f"{value:.6g}"
+    elif isinstance(value, (dict, list, tuple)):
+        value = json.dumps(value, default=str, ensure_ascii=False)
+    return inert(value, CELL_CHARS)
+
+
+def redis_reply(reply: Any) -> str:
+    """A parsed Redis reply as redis-cli would show it, more or less."""
+    if isinstance(reply, Mapping):
+        items = [(str(_plain(k)), v) for k, v in reply.items()]
+        if not items:
+            return "(empty)"
+        width = min(max(len(k) for k, _ in items), 40)
+        return "\n".join(f"{inert(k, 40).ljust(width)}  {_inline(v)}" for k, v in items)
+    if isinstance(reply, (list, tuple)):
+        if not reply:
+            return "(empty list)"
+        if all(isinstance(r, Mapping) for r in reply):
+            columns = list(dict.fromkeys(str(_plain(k)) for r in reply for k in r))
+            rows = [[_inline(_lookup(r, c)) for c in columns] for r in reply]
+            return table(columns, rows)
+        return "\n".join(f"{i}) {_inline(r)}" for i, r in enumerate(reply, 1))
+    if reply is None:
+        return "(nil)"
+    return _inline(reply)
+
+
+def _lookup(row: Mapping[Any, Any], key: str) -> Any:
+    for k, v in row.items():
+        if str(_plain(k)) == key:
+            return v
+    return None
+
+
+def _plain(value: Any) -> Any:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+def _inline(value: Any) -> str:
+    value = _plain(value)
+    if isinstance(value, Mapping):
+        return inert(", ".join(f"{_plain(k)}={_inline(v)}" for k, v in value.items()), LINE_CHARS)
+    if isinstance(value, (list, tuple)):
+        return inert(" ".join(_inline(v) for v in value), LINE_CHARS)
+    if value is None:
+        return "(nil)"
+    return inert(value, LINE_CHARS)
+
+
+def promql_result(data: Mapping[str, Any]) -> str:
+    """An instant query's result: one row per series, its labels and value."""
+    kind, result = data.get("resultType"), data.get("result")
+    if kind in ("scalar", "string") and isinstance(result, list) and len(result) == 2:
+        return inert(result[1], LINE_CHARS)
+    if not isinstance(result, list):
+        return f"unexpected result type {inert(kind, 40)}"
+    if not result:
+        return "no data (no series matched)"
+    rows = []
+    for series in result:
+        if not isinstance(series, Mapping):
+            continue
+        labels = series.get("metric") or {}
+        name = labels.get("__name__", "")
+        shown = name + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items() if k != "__name__") + "}"
+        if kind == "matrix":
+            values = series.get("values") or []
+            last = values[-1][1] if values else ""
+            rows.append((shown, f"{last} (last of {len(values)})"))
+        else:
+            pair = series.get("value") or ["", ""]
+            rows.append((shown, pair[1] if len(pair) > 1 else ""))
+    return table(("series", "value"), rows) + _row_count(len(rows), False)
+
+
+def _readable_body(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _is_kind(source: Source, kind: str | None) -> bool:
+    if kind is None:
+        return True
+    if kind == "prometheus":
+        return getattr(source, "prometheus", None) is not None
+    return source.kind == kind
+
+
+def _name(source: Source | None, step: Step) -> str | None:
+    return source.name if source is not None else step.source
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

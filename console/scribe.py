@@ -1,0 +1,50 @@
+"""The app's hold on the journal: one place that appends, refreshes, and
+says plainly when the disk refuses (nothing is dropped: the journal keeps
+pending entries and writes them when it can)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable
+
+from console.incident.journal import Journal
+from console.incident.state import SCHEMES, Incident
+
+SEVERITIES = {level.code for scheme in SCHEMES for level in scheme.levels}
+
+
+class Scribe:
+    def __init__(self, journal: Journal, clock: Callable[[], datetime]) -> None:
+        self.journal = journal
+        self.clock = clock
+        self._told: str | None = None
+        self._incident: tuple[int, datetime, Incident] | None = None
+
+    def record(self, kind: str, **data: Any):
+        return self.journal.append(kind, **data)
+
+    def refresh(self) -> bool:
+        """True when others wrote, or a pending write landed or failed anew."""
+        news = self.journal.refresh()
+        return bool(news) or self.journal.write_error != self._told
+
+    def incident(self, now: datetime) -> Incident:
+        events = self.journal.events()
+        cached = self._incident
+        # Replaying is cheap but not free: once per new event or second.
+        if cached is None or cached[0] != len(events) or (now - cached[1]).total_seconds() >= 1:
+            self._incident = (len(events), now, Incident.from_events(events, now))
+        return self._incident[2]
+
+    def problem(self) -> str | None:
+        """The write error, once each time it changes; None when nothing new."""
+        error = self.journal.write_error
+        if error == self._told:
+            return None
+        self._told = error
+        if error is None:
+            return None
+        return f"{error} ({len(self.journal.pending)} entries kept in memory, written when possible)"
+
+    def close(self) -> None:
+        self.journal.close()

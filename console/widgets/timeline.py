@@ -1,0 +1,102 @@
+"""The timeline: everything that happened, newest last, and the scribe's
+input line. It renders journal events; writing them is the app's job."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input
+
+from console.incident.export import describe
+from console.text import plain
+from console.widgets.table import ReadingTable
+
+KIND_STYLE = {"note": "", "threshold.crossed": "yellow", "source.lost": "red", "source.recovered": "green",
+              "action": "bold magenta", "command": "magenta", "probe": "cyan", "update.sent": "blue"}
+NOTE_EDITS = ("note.corrected", "note.struck", "note.pinned")
+
+
+class TimelinePane(Vertical):
+    TITLE = "6 Timeline"
+    BINDINGS = [
+        Binding("e", "edit('correct')", "Correct", id="timeline.correct"),
+        Binding("x", "edit('strike')", "Strike", id="timeline.strike"),
+        Binding("asterisk", "edit('pin')", "Pin", id="timeline.pin"),
+        Binding("escape", "leave_input", "Done", show=False, id="timeline.leave"),
+    ]
+
+    class NoteWritten(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class NoteEdit(Message):
+        """``how`` is "correct", "strike" or "pin", on note ``note_id``."""
+
+        def __init__(self, note_id: str, how: str) -> None:
+            super().__init__()
+            self.note_id, self.how = note_id, how
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = self.TITLE
+        self._count = 0
+
+    def compose(self) -> ComposeResult:
+        yield ReadingTable((("UTC", 8), ("Who", 10), ("What", 400)), cursor=True, id="events")
+        yield Input(placeholder="n: note (#decision #finding #action #root-cause)", id="scribe")
+
+    @property
+    def table(self) -> ReadingTable:
+        return self.query_one("#events", ReadingTable)
+
+    def show(self, events: Iterable, incident) -> None:
+        """Every event, oldest first; notes shown as corrected, struck, pinned."""
+        rows = []
+        for event in events:
+            if event.kind in NOTE_EDITS:
+                continue  # shown on the note itself, and in the export's history
+            style = KIND_STYLE.get(event.kind, "dim")
+            text = describe(event, incident)
+            if event.kind == "note":
+                note = incident.note(event.id) if incident is not None else None
+                if note is not None:
+                    text = "Note: " + note.text + (" (corrected)" if note.corrected else "")
+                    style = "strike dim" if note.struck else ("bold" if note.pinned else "")
+                    if note.pinned:
+                        text = "📌 " + text
+            rows.append((event.id, (plain(f"{event.at:%H:%M:%S}", "dim"), plain(event.user, limit=10),
+                                    plain(text, style, limit=400))))
+        at_end = self.table.cursor_row >= self._count - 1
+        self.table.sync(rows)
+        if len(rows) != self._count:
+            self._count = len(rows)
+            self.border_subtitle = f"{self._count} entries"
+            if at_end:
+                self.table.move_cursor(row=self._count - 1)
+
+    def focus_input(self) -> None:
+        self.query_one("#scribe", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        event.input.value = ""
+        if text:
+            self.post_message(self.NoteWritten(text))
+        else:
+            self.table.focus()
+
+    def action_leave_input(self) -> None:
+        self.table.focus()
+
+    def action_edit(self, how: str) -> None:
+        row = self.table.cursor_row
+        if row < 0 or row >= self.table.row_count:
+            return
+        key = self.table.coordinate_to_cell_key((row, 0)).row_key.value
+        self.post_message(self.NoteEdit(str(key), how))
