@@ -97,6 +97,10 @@ class IncidentConsole(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        # Held, not queried: while a modal screen is up, queries search it.
+        self.header = self.query_one(IncidentHeader)
+        self.timeline = self.query_one(TimelinePane)
+        self.panes = list(self.query(LivePane))
         if self._theme_name:
             self.theme = THEMES.get(self._theme_name, self._theme_name) \
                 if THEMES.get(self._theme_name, self._theme_name) in self.available_themes else "textual-dark"
@@ -121,7 +125,7 @@ class IncidentConsole(App):
             # Client libraries import slowly: build them off the event loop,
             # after the first frame is on screen.
             self.sources = await asyncio.to_thread(build_sources, self.config)
-        for pane in self.query(LivePane):
+        for pane in self.panes:
             pane.expect(sum(1 for s in self.sources if s.kind in pane.KINDS))
         for source in self.sources:
             self.run_worker(self._watch(source), name=f"poll {source.kind}:{source.name}",
@@ -150,18 +154,18 @@ class IncidentConsole(App):
             self._show_journal()
 
     def pane_for(self, kind: str) -> LivePane | None:
-        for pane in self.query(LivePane):
+        for pane in self.panes:
             if kind in pane.KINDS:
                 return pane
         return None
 
     def _tick(self) -> None:
         now = self.clock()
-        header = self.query_one(IncidentHeader)
+        header = self.header
         if self.scribe is not None:
             header.incident = self.scribe.incident(now)
         header.tick(now)
-        for pane in self.query(LivePane):
+        for pane in self.panes:
             pane.tick(now)
 
     # ---- actions -----------------------------------------------------------
@@ -170,15 +174,15 @@ class IncidentConsole(App):
         wake.set()
 
     def action_focus_pane(self, pane_id: str) -> None:
-        self.query_one(f"#{pane_id}").table.focus()
+        self.screen_stack[0].query_one(f"#{pane_id}").table.focus()
 
     # ---- the journal -------------------------------------------------------
     def _show_journal(self) -> None:
         assert self.scribe is not None
         now = self.clock()
         incident = self.scribe.incident(now)
-        self.query_one(TimelinePane).show(self.scribe.journal.events(), incident)
-        header = self.query_one(IncidentHeader)
+        self.timeline.show(self.scribe.journal.events(), incident)
+        header = self.header
         header.incident = incident
         header.tick(now)
         problem = self.scribe.problem()
@@ -197,7 +201,7 @@ class IncidentConsole(App):
         self._show_journal()
 
     def action_note(self) -> None:
-        self.query_one(TimelinePane).focus_input()
+        self.timeline.focus_input()
 
     def on_timeline_pane_note_written(self, message: TimelinePane.NoteWritten) -> None:
         if self.scribe is not None:

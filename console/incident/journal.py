@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import enum
 import math
+import operator
 import os
 import pwd
 import re
@@ -204,6 +205,8 @@ class Journal:
         self._written: dict[str, Event] = {}   # on disk, in file order
         self._pending: list[Event] = []        # not yet on disk, in append order
         self._key_ids: dict[str, str] = {}     # TinyDB doc key -> event id, as last read
+        self._synced_keys: list[str] = []      # the file's keys and documents, as last read
+        self._synced_docs: list[Any] = []
         self._next_key = 1
         self._from_others: list[Event] = []
         self._ordered: tuple[Event, ...] | None = None
@@ -350,8 +353,17 @@ class Journal:
         process knew but the file lost (set aside, deleted) become pending
         again, so the next flush restores them."""
         raw = (tables or {}).get(TABLE, {})
+        keys, docs = list(raw), list(raw.values())
+        n = len(self._synced_keys)
+        if keys[:n] == self._synced_keys and all(map(operator.is_, docs, self._synced_docs)):
+            # Only appended to (the storage keeps unchanged documents as the
+            # same objects): look at the new ones only.
+            items = zip(keys[n:], docs[n:])
+        else:
+            items = raw.items()
+        self._synced_keys, self._synced_docs = keys, docs
         unseen: list[tuple[str, Event]] = []
-        for key, doc in raw.items():
+        for key, doc in items:
             ident = doc.get("id")
             if ident is not None and self._key_ids.get(key) == ident and ident in self._written:
                 continue

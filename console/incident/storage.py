@@ -204,7 +204,9 @@ class JournalStorage(Storage):
         except UnicodeDecodeError as exc:
             line = raw.count(b"\n", 0, exc.start) + 1
             raise JournalUnreadable(self.path, f"not UTF-8 text (byte {exc.start})", line) from None
-        tables = self._parse_lines(raw)
+        tables = self._parse_appended(raw)
+        if tables is None:
+            tables = self._parse_lines(raw)
         if tables is None:
             tables = self._parse_whole(raw)
         self._settle(tables, identity)
@@ -221,6 +223,39 @@ class JournalStorage(Storage):
     def _forget(self) -> None:
         self._tables, self._identity, self._loaded = None, None, False
         self._seen = self._changes[0]
+
+    def _parse_appended(self, raw: bytes) -> dict[str, _Table] | None:
+        """Another writer appended to the last table (what journals do): the
+        file is what is known here plus new lines before the closing braces.
+        Compared in place, parsed only where new; None if it is otherwise."""
+        if not self._tables:
+            return None
+        name, table = list(self._tables.items())[-1]
+        if not table.chunks:
+            return None
+        # Everything up to the end of the last table's last line, then the
+        # closing of that table and of the file.
+        known = _payload({n: t.chunks for n, t in self._tables.items()})[:-2]
+        trailer = b"\n}\n}\n"
+        offset = 0
+        for part in known:
+            if not raw.startswith(part, offset):
+                return None
+            offset += len(part)
+        if not raw.endswith(trailer) or len(raw) < offset + len(trailer):
+            return None
+        added = raw[offset:len(raw) - len(trailer)]
+        if not added:
+            return self._tables
+        if not added.startswith(b",\n"):
+            return None
+        new = self._parse_members(name, added[2:].split(b"\n"))
+        if new is None or any(key in table.docs for key in new.keys):
+            return None
+        chunks = table.chunks + [added]
+        table.extend(new.keys, new.values, list(new.lines.values()),
+                     [b"".join(chunks)] if len(chunks) > MAX_CHUNKS else chunks)
+        return self._tables
 
     def _parse_lines(self, raw: bytes) -> dict[str, _Table] | None:
         """Parse the one-document-per-line layout this storage writes,
@@ -550,7 +585,7 @@ def _payload(tables: dict[str, list[bytes]]) -> list[bytes]:
         comma = b"," if index < len(names) - 1 else b""
         chunks = tables[name]
         if chunks:
-            parts += [_dumps(name), b":{\n", *chunks, b"\n}", comma, b"\n"]
+            parts += [_dumps(name), b":{\n", *chunks, b"\n}" + comma + b"\n"]
         else:
             parts += [_dumps(name), b":{}", comma, b"\n"]
     parts.append(b"}\n")

@@ -92,7 +92,9 @@ def import_markdown(text: str, name: str = "runbook.md") -> list[dict]:
     if rest:
         main = _document_title(sections) or _humane(Path(name).stem) or "Runbook"
         doc = _playbook(main, rest, name, ids, scenario=False, skip_heading=_single_h1(sections))
-        if doc["steps"][0]["id"] != "review" or not chosen:
+        # The rest of a document is a playbook when it holds steps, or when it
+        # is all there is and says something.
+        if doc["steps"][0]["id"] != "review" or (not chosen and "detail" in doc["steps"][0]):
             docs.append(doc)
     return docs
 
@@ -318,7 +320,7 @@ class _Steps:
         title = title.rstrip(":").strip()
         if len(title) > 120:
             detail.insert(0, title)
-        codes = _codes(item)
+        codes = [c for c in _codes(item) if _code_fields(c)]
         if not codes:
             self.steps.append(_without_empty({"title": _cut(title), "kind": "check", "detail": "\n".join(detail)}))
             return
@@ -411,7 +413,10 @@ def _inline(node: SyntaxTreeNode | None) -> str:
 
 
 def _starts_bold(inline: SyntaxTreeNode | None) -> bool:
-    return inline is not None and bool(inline.children) and inline.children[0].type == "strong"
+    if inline is None:
+        return False
+    first = next((c for c in inline.children if not (c.type == "text" and not c.content.strip())), None)
+    return first is not None and first.type == "strong"
 
 
 def _spans(inline: SyntaxTreeNode | None) -> list[str]:

@@ -35,6 +35,7 @@ _KUBE_RESOURCES = {
     "rs": "replicasets", "daemonset": "daemonsets", "daemonsets": "daemonsets", "ds": "daemonsets",
     "job": "jobs", "jobs": "jobs", "endpoints": "endpoints", "ep": "endpoints",
 }
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _INTERVAL = re.compile(r"^(\d+)\s*(second|sec|minute|min|hour|hr|day)s?$", re.I)
 _SECONDS = {"second": 1, "sec": 1, "minute": 60, "min": 60, "hour": 3600, "hr": 3600, "day": 86400}
 
@@ -210,7 +211,7 @@ def _kube_target(positional: list[str]) -> tuple[str, str] | None:
         return None
     kind = {"deploy": "deployment", "deployments": "deployment", "deployment": "deployment",
             "sts": "statefulset", "statefulset": "statefulset", "statefulsets": "statefulset"}.get(kind.lower())
-    if kind is None or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name):
+    if kind is None or not _K8S_NAME.fullmatch(name):
         return None
     return kind, name
 
@@ -231,7 +232,10 @@ def _from_kubectl(words: list[str], original: str) -> dict[str, Any] | None:
             return None
         params: dict[str, Any] = {kind: name}
         if "-n" in flags or "--namespace" in flags:
-            params["namespace"] = flags.get("-n") or flags.get("--namespace")
+            namespace = flags.get("-n") or flags.get("--namespace") or ""
+            if not _K8S_NAME.fullmatch(namespace):
+                return None
+            params["namespace"] = namespace
         if verb == "scale":
             if not flags.get("--replicas", "").isdigit():
                 return None

@@ -9,16 +9,15 @@ Kubernetes probes list.
 Actions and runnable commands change things. They run only after the
 operator has typed the target's name (a pid, a deployment, a database), never
 in read-only mode, and every attempt, whether it ran, failed or was refused,
-is recorded with who asked. Template values reach a shell only through
-``shlex.quote`` and an API only after validation (a pid is a whole number, a
-deployment a Kubernetes name); commands run as argv ``bash -c TEXT``, bounded
-in time and output.
+is recorded (the journal adds who: user and SSH client). Template values
+reach a shell only through ``shlex.quote`` and an API only after validation
+(a pid is a whole number, a deployment a Kubernetes name); commands run as
+argv ``bash -c TEXT``, bounded in time and output.
 """
 
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
 import re
@@ -439,17 +438,9 @@ class StepRunner:
         if self._record is not None:
             self._record(kind, **data)
 
-    def _who(self) -> dict[str, Any]:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = self.environment.get("USER") or str(os.getuid())
-        ssh = self.environment.get("SSH_CLIENT") or os.environ.get("SSH_CLIENT") or ""
-        return {"user": user, "ssh_client": ssh.split()[0] if ssh.split() else None}
-
     def _note_run(self, playbook: Playbook, step: Step, plan: _Plan, typed: str, result: StepResult) -> None:
         common = {"playbook": playbook.id, "step": step.id, "ok": result.ok, "error": result.error,
-                  "took_ms": round(result.took_ms, 1), "confirmed_by": typed, **self._who()}
+                  "took_ms": round(result.took_ms, 1), "confirmed_by": typed}
         if plan.kind == "command":
             self._note("command", command=plan.command, exit_code=result.exit_code, output=result.output, **common)
         else:
@@ -461,9 +452,10 @@ class StepRunner:
     def _refuse(self, playbook: Playbook, step: Step, kind: str, what: str, typed: str, message: str,
                 plan: _Plan | None = None) -> NoReturn:
         common = {"playbook": playbook.id, "step": step.id, "ok": False, "refused": message,
-                  "error": message, "confirmed_by": typed, **self._who()}
+                  "error": message, "confirmed_by": typed}
         if kind == "command":
-            self._note("command", command=plan.command if plan else step.command, exit_code=None, output="",
+            # The refusal is the command's whole output: the post-mortem shows it as such.
+            self._note("command", command=plan.command if plan else step.command, exit_code=None, output=message,
                        **common)
         else:
             self._note("action", action=step.action, target=plan.target if plan else what,

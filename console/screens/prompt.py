@@ -30,7 +30,7 @@ class Prompt(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(plain(self.question, "bold"))
-            yield Input(value=self.value, placeholder=self.placeholder, id="answer")
+            yield Input(value=self.value, placeholder=self.placeholder, id="answer", select_on_focus=False)
             if self.hint:
                 yield Label(plain(self.hint), classes="hint")
 

@@ -69,7 +69,8 @@ class RedisSource:
         from console.playbooks.readonly import redis_is_read_only
 
         reason = redis_is_read_only(list(argv))
-        pass
+        if reason is not None:
+            raise ProbeError(f"refused: {reason}")
         return await self._command(tuple(argv), timeout)
 
     async def flush_db(self, db: int | None = None) -> Any:

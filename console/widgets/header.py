@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from console.incident.state import format_duration, update_countdown
+from console.widgets.table import same
 from console.text import inert
 
 BANNER_STYLE = {
@@ -38,7 +39,7 @@ class IncidentHeader(Static):
         text.append(" ")
         text.append_text(incident_line(self.incident, now))
         text.append(f"  {now:%H:%M} UTC", "dim")
-        if text != self._shown:
+        if self._shown is None or not same(text, self._shown):
             self._shown = text
             self.update(text)
 

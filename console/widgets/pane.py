@@ -14,7 +14,7 @@ from textual.widgets import Static
 from console.readings import STATE_MARK, duration
 from console.sources.base import Snapshot, State
 from console.text import inert, plain
-from console.widgets.table import ReadingTable, Row
+from console.widgets.table import ReadingTable, Row, same
 
 STATE_STYLE = {
     State.OK: "green",
@@ -53,11 +53,20 @@ class LivePane(Vertical):
     def table(self) -> ReadingTable:
         return self.query_one(ReadingTable)
 
+    def on_mount(self) -> None:
+        self._ready = True
+        if self.snapshots:
+            self._render_readings()
+
     def take(self, snapshot: Snapshot) -> None:
         """A new reading arrived: redraw only if what is shown changes."""
         self.snapshots[snapshot.key] = snapshot
+        if getattr(self, "_ready", False):  # a fast source can answer before the pane is mounted
+            self._render_readings()
+
+    def _render_readings(self) -> None:
         summary = self.summary()
-        if summary != self._summary_shown:
+        if self._summary_shown is None or not same(summary, self._summary_shown):
             self.query_one(".summary", Static).update(summary)
             self._summary_shown = summary
         self.table.sync(self.rows())

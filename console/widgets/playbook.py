@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from console.text import inert, plain
-from console.widgets.table import ReadingTable
+from console.widgets.table import ReadingTable, same
 
 KIND_MARK = {"check": "✓ check", "probe": "? probe", "command": "$ cmd", "action": "! action"}
 
@@ -105,7 +105,7 @@ class PlaybookPane(Vertical):
             if output:
                 for line in output.splitlines()[:12]:
                     text.append(inert(line, 200) + "\n")
-        if text != self._detail_shown:
+        if self._detail_shown is None or not same(text, self._detail_shown):
             self._detail_shown = text
             self.query_one("#step-detail", Static).update(text)
 

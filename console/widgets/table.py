@@ -16,6 +16,12 @@ from textual.widgets import DataTable
 Row = tuple[str, Sequence[Text]]
 
 
+def same(a: Text, b: Text) -> bool:
+    """Equal as shown. ``Text.__eq__`` ignores the base style, so a row that
+    only turned red (or struck) would otherwise never be redrawn."""
+    return a.plain == b.plain and a.style == b.style and a.spans == b.spans
+
+
 class ReadingTable(DataTable):
     DEFAULT_CSS = """
     ReadingTable { height: 1fr; scrollbar-size: 1 1; }
@@ -44,7 +50,7 @@ class ReadingTable(DataTable):
         for key, cells in rows:
             before = self._shown[key]
             for i, cell in enumerate(cells):
-                if before[i] != cell:
+                if not same(before[i], cell):
                     self.update_cell(key, labels[i], cell)
                     changed += 1
             if changed:

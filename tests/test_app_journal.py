@@ -1,0 +1,110 @@
+"""The scribe at the keyboard: notes, declaring, status changes, corrections,
+the update composer, and entries written by another process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+from console import config
+from console.app import IncidentConsole
+from console.incident.journal import Journal
+from console.incident.state import Incident
+from console.widgets.header import IncidentHeader
+from console.widgets.timeline import TimelinePane
+
+CFG = config.parse("refresh: 5\n", "t.yaml", env={})
+
+
+async def _wait(pilot, predicate, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await pilot.pause(0.05)
+
+
+def _app(path, clock=None):
+    journal = Journal(path, operator={"user": "alice", "ssh_client": "10.0.0.7"}, clock=clock)
+    return IncidentConsole(CFG, sources=[], journal=journal, clock=clock), journal
+
+
+def _kinds(journal):
+    return [e.kind for e in journal.events()]
+
+
+async def test_declare_note_and_status_are_journaled(tmp_path):
+    app, journal = _app(tmp_path / "i.json")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("D")
+        await pilot.press(*"P1 Checkout down", "enter")
+        await pilot.press("n")
+        await pilot.press(*"pool at 95% #finding", "enter")
+        await pilot.press("escape", "s")
+        await pilot.pause()
+        assert _kinds(journal) == ["incident.declared", "incident.status", "note", "incident.status"]
+        incident = Incident.from_events(journal.events(), datetime.now(timezone.utc))
+        assert (incident.title, incident.severity, incident.status) == ("Checkout down", "P1", "Identified")
+        assert incident.notes[0].tags == ("finding",)
+        header = app.query_one(IncidentHeader)._shown.plain
+        assert "Checkout down" in header and "Identified" in header and "P1" in header
+        timeline = app.query_one(TimelinePane)
+        assert timeline.table.row_count == 4
+
+
+async def test_notes_are_corrected_and_struck_with_history_kept(tmp_path):
+    app, journal = _app(tmp_path / "i.json")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("n", *"db is fine", "enter", "escape")
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.press(*["backspace"] * 4, *"down", "enter")
+        await pilot.pause()
+        await pilot.press("x")
+        await pilot.pause()
+        assert _kinds(journal) == ["note", "note.corrected", "note.struck"]
+        note = Incident.from_events(journal.events(), datetime.now(timezone.utc)).notes[0]
+        assert [v.text for v in note.versions] == ["db is fine", "db is down"] and note.struck
+        cell = app.query_one(TimelinePane).table.get_row(note.id)[2]
+        assert "db is down" in cell.plain and "strike" in str(cell.style)
+
+
+async def test_update_composer_copies_and_journals(tmp_path):
+    app, journal = _app(tmp_path / "i.json")
+    copied = []
+    app.copy_to_clipboard = copied.append
+    async with app.run_test(size=(160, 48)) as pilot:
+        journal.append("incident.declared", title="Checkout down", severity="P1")
+        await pilot.press("u")
+        await pilot.pause()
+        await pilot.press("tab")  # status page
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    sent = [e for e in journal.events() if e.kind == "update.sent"]
+    assert len(sent) == 1 and sent[0].data["channel"] == "status-page"
+    assert copied == [sent[0].data["text"]] and "checkout down" in copied[0].lower()
+
+
+async def test_overdue_update_shows_in_the_header(tmp_path):
+    now = [datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)]
+    app, journal = _app(tmp_path / "i.json", clock=lambda: now[0])
+    async with app.run_test(size=(160, 48)) as pilot:
+        journal.append("incident.declared", title="Outage", severity="P0")
+        now[0] += timedelta(minutes=16)
+        app._tick()
+        await pilot.pause()
+        assert "UPDATE OVERDUE 1 min" in app.query_one(IncidentHeader)._shown.plain
+
+
+async def test_entries_from_another_process_appear_within_a_second(tmp_path):
+    path = tmp_path / "i.json"
+    app, journal = _app(path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        subprocess.run([sys.executable, "-m", "console", "note", "--incident", str(path), "deploy 4.2 rolled back"],
+                       check=True, capture_output=True)
+        timeline = app.query_one(TimelinePane)
+        started = asyncio.get_running_loop().time()
+        await _wait(pilot, lambda: timeline.table.row_count == 1, timeout=3)
+        assert asyncio.get_running_loop().time() - started < 1.5
