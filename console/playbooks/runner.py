@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable, Mapping, NoReturn, Sequence
 from urllib.parse import urljoin, urlsplit
 
-from console.playbooks.model import ACTIONS, PROBE_KINDS, TEMPLATE, Playbook, Step
+from console.playbooks.model import ACTIONS, PROBE_KINDS, SOURCE_KINDS, TEMPLATE, Playbook, Step
 from console.playbooks.readonly import http_request, kubernetes_read, redis_argv, redis_is_read_only, sql_is_read_only
 from console.sources.base import ProbeError, Source, describe_error, utcnow
 from console.text import inert
@@ -97,7 +97,7 @@ class StepRunner:
     def resolve(self, step: Step) -> Source | None:
         """The source a probe or action runs against: by name, else the first of its kind."""
         kind = step.target_kind
-        named = step.source if step.source not in (None, *PROBE_KINDS.values()) else None
+        named = step.source if step.source not in (None, *SOURCE_KINDS) else None
         if named is not None:
             found = self.sources.get(named)
             if found is not None and _is_kind(found, kind):
@@ -119,7 +119,11 @@ class StepRunner:
         return list(dict.fromkeys(names))
 
     def render_command(self, step: Step, values: Mapping[str, str]) -> str:
-        """The command as it will run, every value shell-quoted; for API actions, what they do."""
+        """The command as it will run (or be copied), every value shell-quoted; for API actions, what they do.
+
+        Like :meth:`expected_confirmation`, raises :class:`Refused` for a
+        missing or unusable value: ask for :meth:`values_needed` first.
+        """
         plan = self._plan(step, values)
         return plan.command or plan.what
 
@@ -161,7 +165,8 @@ class StepRunner:
             reason = sql_is_read_only(query)
             if reason is not None:
                 raise _Failed(f"refused: {reason}")
-            rows = await source.probe(query, self.probe_timeout)  # type: ignore[attr-defined]
+            # Header, rule and row count fit in MAX_LINES with the rows.
+            rows = await source.probe(query, self.probe_timeout, MAX_LINES - 3)  # type: ignore[attr-defined]
             return table(rows.columns, rows.rows) + _row_count(len(rows.rows), rows.truncated)
         if kind == "redis":
             argv = redis_argv(query)
