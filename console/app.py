@@ -30,6 +30,7 @@ from console.widgets.pane import LivePane
 from console.widgets.postgres import PostgresPane
 from console.widgets.redis import RedisPane
 from console.widgets.services import ServicesPane
+from console.widgets.playbook import PlaybookPane
 from console.widgets.timeline import TimelinePane
 
 Fault = tuple[str, Callable[[], object]]
@@ -58,7 +59,9 @@ class IncidentConsole(App):
         Binding("2", "focus_pane('errors')", "Errors", show=False, id="pane.errors"),
         Binding("3", "focus_pane('postgres')", "PostgreSQL", show=False, id="pane.postgres"),
         Binding("4", "focus_pane('redis')", "Redis", show=False, id="pane.redis"),
+        Binding("5", "focus_pane('playbook')", "Playbook", show=False, id="pane.playbook"),
         Binding("6", "focus_pane('timeline')", "Timeline", show=False, id="pane.timeline"),
+        Binding("p", "choose_playbook", "Playbook", id="playbook.choose"),
         Binding("n", "note", "Note", id="incident.note"),
         Binding("D", "declare", "Declare", id="incident.declare"),
         Binding("s", "next_status", "Status", id="incident.status"),
@@ -81,6 +84,9 @@ class IncidentConsole(App):
         self._theme_name = theme_name
         self.scribe = Scribe(journal, self.clock) if journal is not None else None
         self.transitions = Transitions()
+        self.desk = None  # playbooks, loaded with the sources after the first frame
+        self.runner = None
+        self.latest: dict[tuple[str, str], Snapshot] = {}
 
     def compose(self) -> ComposeResult:
         env = self.config.environment
@@ -93,6 +99,7 @@ class IncidentConsole(App):
                 yield PostgresPane(stale_after=stale, id="postgres")
                 yield RedisPane(instances=tuple(r.name for r in self.config.redis), stale_after=stale, id="redis")
             with Vertical(id="side"):
+                yield PlaybookPane(id="playbook")
                 yield TimelinePane(id="timeline")
         yield Footer()
 
@@ -100,6 +107,7 @@ class IncidentConsole(App):
         # Held, not queried: while a modal screen is up, queries search it.
         self.header = self.query_one(IncidentHeader)
         self.timeline = self.query_one(TimelinePane)
+        self.playbook_pane = self.query_one(PlaybookPane)
         self.panes = list(self.query(LivePane))
         if self._theme_name:
             self.theme = THEMES.get(self._theme_name, self._theme_name) \
@@ -125,6 +133,7 @@ class IncidentConsole(App):
             # Client libraries import slowly: build them off the event loop,
             # after the first frame is on screen.
             self.sources = await asyncio.to_thread(build_sources, self.config)
+        await self._start_playbooks()
         for pane in self.panes:
             pane.expect(sum(1 for s in self.sources if s.kind in pane.KINDS))
         for source in self.sources:
@@ -147,11 +156,13 @@ class IncidentConsole(App):
         pane = self.pane_for(message.snapshot.kind)
         if pane is not None:
             pane.take(message.snapshot)
+        self.latest[message.snapshot.key] = message.snapshot
         changes = self.transitions.observe(message.snapshot)
         if changes and self.scribe is not None:
             for kind, data in changes:
                 self.scribe.record(kind, **data)
             self._show_journal()
+        self._follow_playbooks()
 
     def pane_for(self, kind: str) -> LivePane | None:
         for pane in self.panes:
@@ -182,6 +193,10 @@ class IncidentConsole(App):
         now = self.clock()
         incident = self.scribe.incident(now)
         self.timeline.show(self.scribe.journal.events(), incident)
+        if self.desk is not None:
+            playbook = self.desk.active(incident)
+            if playbook is not None:
+                self.playbook_pane.show(playbook, {s.id: incident.ticked(playbook.id, s.id) for s in playbook.steps})
         header = self.header
         header.incident = incident
         header.tick(now)
@@ -251,6 +266,118 @@ class IncidentConsole(App):
             return
         self._record("incident.status", status=STATUSES[STATUSES.index(current) + 1])
 
+    # ---- playbooks ---------------------------------------------------------
+    async def _start_playbooks(self) -> None:
+        from console.playbook_desk import PlaybookDesk
+        from console.playbooks.runner import StepRunner
+
+        self.desk = await asyncio.to_thread(PlaybookDesk, self.config)
+        for problem in self.desk.problems[:3]:
+            self.notify(str(problem), title="playbook problem", severity="warning", timeout=10)
+        sources = {f"{s.kind}:{s.name}": s for s in self.sources or ()}
+        record = self.scribe.record if self.scribe is not None else None
+        self.runner = StepRunner(self.config, sources, record=record, read_only=self.read_only)
+        if self.scribe is not None:
+            self._show_journal()
+
+    def _follow_playbooks(self) -> None:
+        """Suggest playbooks whose conditions start to hold; tick steps whose
+        condition live data now shows (journaled as automatic ticks)."""
+        if self.desk is None:
+            return
+        readings = list(self.latest.values())
+        for playbook in self.desk.newly_suggested(readings):
+            self.notify(f"{playbook.title} — press p to open it", title="suggested playbook",
+                        severity="warning", timeout=15)
+        if self.scribe is None:
+            return
+        incident = self.scribe.incident(self.clock())
+        playbook = self.desk.active(incident)
+        if playbook is None:
+            return
+        due = self.desk.due_auto_ticks(playbook, incident, readings)
+        for step_id in due:
+            self.scribe.record("playbook.tick", playbook=playbook.id, step=step_id, auto=True)
+        if due:
+            self._show_journal()
+
+    def action_choose_playbook(self) -> None:
+        if self.desk is None:
+            self.notify("playbooks are still loading", severity="warning")
+            return
+        from console.screens.picker import PlaybookPicker
+
+        def chosen(playbook_id: str | None) -> None:
+            if playbook_id:
+                self.start_playbook(playbook_id)
+        self.push_screen(PlaybookPicker(self.desk.playbooks, self.desk.suggested), chosen)
+
+    def start_playbook(self, playbook_id: str) -> None:
+        self._record("playbook.started", playbook=playbook_id)
+        self._follow_playbooks()
+        self.playbook_pane.table.focus()
+
+    def on_playbook_pane_step_requested(self, message: PlaybookPane.StepRequested) -> None:
+        self.run_worker(self._step(message.playbook, message.step, message.how), group="steps",
+                        name=f"step {message.step.id}", exit_on_error=False)
+
+    async def _step(self, playbook, step, how: str) -> None:
+        from console.playbooks.runner import Refused
+
+        runner = self.runner
+        if runner is None:
+            return
+        try:
+            if how == "toggle" or (how == "run" and step.kind == "check"):
+                ticked = self.playbook_pane.ticks.get(step.id, False)
+                self._record("playbook.untick" if ticked else "playbook.tick", playbook=playbook.id,
+                             step=step.id, auto=False)
+            elif how == "copy" or (how == "run" and step.kind == "command" and not step.runnable):
+                values = await self._ask_values(runner, step)
+                if values is None or not step.command:
+                    return
+                self.copy_to_clipboard(runner.render_command(step, values))
+                self.notify("command copied to your clipboard (OSC 52)")
+            elif step.kind == "probe":
+                self.playbook_pane.show_output(step.id, "running…")
+                result = await runner.probe(playbook, step)
+                self.playbook_pane.show_output(step.id, result.output if result.ok else f"✖ {result.error}")
+                self._show_journal()
+            else:
+                await self._run_mutating(runner, playbook, step)
+        except Refused as refused:
+            self.notify(str(refused), title="refused", severity="error", timeout=10)
+            self._show_journal()
+
+    async def _ask_values(self, runner, step) -> dict[str, str] | None:
+        values: dict[str, str] = {}
+        for name in runner.values_needed(step):
+            answer = await self.push_screen_wait(Prompt(f"{step.title}: value for {{{name}}}"))
+            if answer is None or not answer.strip():
+                return None
+            values[name] = answer.strip()
+        return values
+
+    async def _run_mutating(self, runner, playbook, step) -> None:
+        from console.screens.confirm import ConfirmTyped
+
+        if self.read_only:
+            # Asked of the runner too, so the refusal is journaled.
+            await runner.run(playbook, step, {}, "")
+            return
+        values = await self._ask_values(runner, step)
+        if values is None:
+            return
+        expected = runner.expected_confirmation(step, values)
+        what = runner.render_command(step, values) if step.command else f"{step.action} {dict(values) or ''}"
+        typed = await self.push_screen_wait(ConfirmTyped(f"{step.title}", what, expected))
+        if typed is None:
+            return
+        self.playbook_pane.show_output(step.id, "running…")
+        result = await runner.run(playbook, step, values, typed)
+        self.playbook_pane.show_output(step.id, result.output if result.ok else f"✖ {result.error or result.output}")
+        self._show_journal()
+
     def action_acknowledge(self) -> None:
         self._record("incident.acknowledged")
 
@@ -288,6 +415,9 @@ class IncidentConsole(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Refresh now", "Poll every source immediately", self.action_refresh_now)
+        for playbook in self.desk.playbooks if self.desk is not None else ():
+            yield SystemCommand(f"Playbook: {playbook.title}", "; ".join(playbook.symptoms)[:200] or playbook.id,
+                                lambda p=playbook.id: self.start_playbook(p))
         for name, (description, toggle) in self.faults.items():
             yield SystemCommand(f"Demo fault: {name}", description, lambda t=toggle, n=name: self._toggle(n, t))
 

@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", parents=[incident], help="the post-mortem (markdown) or raw journal (json)")
     export.add_argument("--format", choices=("markdown", "json"), default="markdown")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    runbook = sub.add_parser("import-runbook", help="turn a markdown runbook into playbooks (YAML)")
+    runbook.add_argument("file", metavar="FILE.md")
+    runbook.add_argument("-o", "--output", metavar="FILE.yaml", help="write here instead of standard output")
     return parser
 
 
@@ -60,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _note(args)
         if command == "export":
             return _export(args)
+        if command == "import-runbook":
+            return _import_runbook(args)
         return _console(args)
     except Invalid as exc:
         print(exc, file=sys.stderr)
@@ -76,6 +81,9 @@ def _load(args: argparse.Namespace) -> config_module.Config:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from console.playbook_desk import playbook_dirs
+    from console.playbooks import check, load_playbooks
+
     try:
         cfg = _load(args)
     except Invalid as exc:
@@ -84,6 +92,32 @@ def _check(args: argparse.Namespace) -> int:
     count = len(cfg.postgres) + len(cfg.redis) + len(cfg.services) + (1 if cfg.prometheus else 0) + (
         len(cfg.kubernetes.namespaces) if cfg.kubernetes else 0)
     print(f"{cfg.path}: ok ({count} sources)")
+    dirs = playbook_dirs(cfg)
+    problems = check(dirs, cfg)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return EXIT_USAGE
+    playbooks, _ = load_playbooks(dirs, cfg)
+    print(f"{len(playbooks)} playbooks: ok ({', '.join(str(d) for d in dirs)})")
+    return EXIT_OK
+
+
+def _import_runbook(args: argparse.Namespace) -> int:
+    from console.playbooks import import_runbook, to_yaml
+
+    try:
+        docs = import_runbook(args.file)
+    except OSError as exc:
+        print(f"error: {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    text = to_yaml(docs)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+        print(f"wrote {len(docs)} playbooks to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return EXIT_OK
 
 
