@@ -153,6 +153,14 @@ class IncidentConsole(App):
                 pass
 
     def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
+        try:
+            self._take(message.snapshot)
+        except Exception as exc:  # a reading must never take the console down
+            self.log.error(f"reading of {message.snapshot.kind}:{message.snapshot.name} failed: {exc!r}")
+            self.notify(f"could not show a reading of {message.snapshot.name}: {exc}", severity="error")
+
+    def _take(self, snapshot: Snapshot) -> None:
+        message = SnapshotArrived(snapshot)
         pane = self.pane_for(message.snapshot.kind)
         if pane is not None:
             pane.take(message.snapshot)
@@ -208,7 +216,7 @@ class IncidentConsole(App):
         if self.scribe is not None and self.scribe.refresh():
             self._show_journal()
 
-    def _record(self, kind: str, **data) -> None:
+    def _record(self, kind: str, /, **data) -> None:
         if self.scribe is None:
             self.notify("no incident journal is open", severity="warning")
             return

@@ -105,11 +105,12 @@ def _check(args: argparse.Namespace) -> int:
 
 def _import_runbook(args: argparse.Namespace) -> int:
     from console.playbooks import import_runbook, to_yaml
+    from console.playbooks.importer import RunbookError
 
     try:
         docs = import_runbook(args.file)
-    except OSError as exc:
-        print(f"error: {args.file}: {exc.strerror or exc}", file=sys.stderr)
+    except RunbookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     text = to_yaml(docs)
     if args.output:

@@ -20,7 +20,7 @@ class Scribe:
         self._told: str | None = None
         self._incident: tuple[int, datetime, Incident] | None = None
 
-    def record(self, kind: str, **data: Any):
+    def record(self, kind: str, /, **data: Any):
         return self.journal.append(kind, **data)
 
     def refresh(self) -> bool:

@@ -108,3 +108,24 @@ async def test_entries_from_another_process_appear_within_a_second(tmp_path):
         started = asyncio.get_running_loop().time()
         await _wait(pilot, lambda: timeline.table.row_count == 1, timeout=3)
         assert asyncio.get_running_loop().time() - started < 1.5
+
+
+async def test_threshold_crossings_and_lost_sources_are_journaled_once(tmp_path):
+    from scripted import ScriptedSource
+
+    source = ScriptedSource("postgres", "primary", metrics={"connections_ratio": 0.5}, timeout=0.3)
+    app, journal = _app(tmp_path / "i.json")
+    app.sources = [source]
+    app.config = config.parse("refresh: 0.2\n", "t.yaml", env={})
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _wait(pilot, lambda: source.polls >= 2)
+        source.metrics = {"connections_ratio": 0.96}
+        await _wait(pilot, lambda: "threshold.crossed" in _kinds(journal))
+        await _wait(pilot, lambda: source.polls >= 8)
+        source.hang = True
+        await _wait(pilot, lambda: "source.lost" in _kinds(journal))
+        source.hang = False
+        await _wait(pilot, lambda: "source.recovered" in _kinds(journal))
+    crossed = [e for e in journal.events() if e.kind == "threshold.crossed"]
+    assert len(crossed) == 1 and crossed[0].data["kind"] == "postgres" and crossed[0].data["state"] == "critical"
+    assert _kinds(journal).count("source.lost") == 1

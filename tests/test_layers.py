@@ -11,7 +11,9 @@ import pytest
 HEADLESS = ["console.config", "console.sources", "console.sources.base", "console.sources.postgres",
             "console.sources.redis", "console.sources.http", "console.sources.errors",
             "console.sources.kubernetes", "console.thresholds", "console.readings", "console.text",
-            "console.sandbox", "console.demo.sandbox", "console.cli"]
+            "console.sandbox", "console.demo.sandbox", "console.cli", "console.playbooks",
+            "console.playbooks.importer", "console.playbooks.runner", "console.incident.journal",
+            "console.incident.export", "console.transitions", "console.scribe", "console.playbook_desk"]
 
 
 def _imported_after(module: str) -> set[str]:

@@ -33,8 +33,9 @@ OUTPUT_LIMIT = 160
 # strikethrough and math.
 _INLINE = re.compile(r"([\\`*_\[\]<>|~&$])")
 # What would start a block when it leads a list item: heading, quote, list,
-# thematic break, setext underline, ordered list.
-_LEADING = re.compile(r"^([#>+\-=]|\d+(?=[.)]))")
+# thematic break, setext underline; and an ordered list's "1." or "1)".
+_LEADING = re.compile(r"^([#>+\-=])")
+_ORDERED = re.compile(r"^(\d+)([.)])")
 
 
 # -- one line per event ---------------------------------------------------------
@@ -130,7 +131,7 @@ def md(value: Any, limit: int = TEXT_LIMIT) -> str:
     """``value`` as inert markdown text: shown as written, never as markup."""
     text = inert("" if value is None else value, limit).strip()
     text = _INLINE.sub(r"\\\1", text)
-    return _LEADING.sub(r"\\\1", text)
+    return _ORDERED.sub(r"\1\\\2", _LEADING.sub(r"\\\1", text))
 
 
 def code(value: Any, limit: int = TEXT_LIMIT) -> str:

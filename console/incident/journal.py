@@ -52,7 +52,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from tinydb import TinyDB
 
@@ -213,6 +214,7 @@ class Journal:
         self._last_attempt = 0.0
         self.write_error: str | None = None
         self.unreadable: JournalUnreadable | None = None
+        self._read_failed = False
         try:
             self._sync(self._storage.read())
         except BaseException:
@@ -222,8 +224,11 @@ class Journal:
 
     # -- the record --------------------------------------------------------
 
-    def append(self, kind: str, **data: Any) -> Event:
-        """Record an event; returns it once it is on disk, or kept pending."""
+    def append(self, kind: str, /, **data: Any) -> Event:
+        """Record an event; returns it once it is on disk, or kept pending.
+
+        ``kind`` is positional-only: some events carry a ``kind`` of their
+        own (the kind of source that crossed a threshold)."""
         if not isinstance(kind, str) or not kind:
             raise ValueError("an event needs a kind")
         at = self._clock()
@@ -262,7 +267,8 @@ class Journal:
         """Write pending events, in order; True when nothing is pending."""
         with self._lock:
             if not self._pending:
-                self.write_error = None
+                if self.unreadable is None and not self._read_failed:
+                    self.write_error = None
                 return True
             self._last_attempt = time.monotonic()
             try:
@@ -279,6 +285,7 @@ class Journal:
             else:
                 self.write_error = None
                 self.unreadable = None
+                self._read_failed = False
             return not self._pending
 
     def refresh(self) -> list[Event]:
@@ -293,13 +300,14 @@ class Journal:
             try:
                 if self._storage.changed_on_disk():
                     self._read()
-                    if self.unreadable is not None:
-                        self.unreadable = None
-                        self.write_error = None
+                    if self.unreadable is not None or self._read_failed:
+                        self.unreadable, self._read_failed = None, False
+                        self.write_error = None if not self._pending else self.write_error
             except JournalUnreadable as exc:
                 self.unreadable = exc
                 self.write_error = f"{exc}; not overwriting it{self._kept()}"
             except OSError as exc:
+                self._read_failed = True
                 self.write_error = f"cannot read {self.path}: {_reason(exc)}{self._kept()}"
             news, self._from_others = self._from_others, []
             return sorted(news, key=lambda e: e.at)
@@ -308,6 +316,8 @@ class Journal:
         """Move an unreadable file away (see :func:`set_aside`) and write every
         event this journal knows into a new file at the same path."""
         with self._lock:
+            if self.unreadable is None:
+                raise ValueError(f"{self.path} is readable: nothing to set aside")
             moved = set_aside(self.path)
             self.refresh()
             self.flush()
@@ -338,11 +348,13 @@ class Journal:
     def _read(self) -> None:
         """Take in what the file holds now; events new to this process are
         kept for :meth:`refresh`."""
+        tables = self._storage.read()
         try:
-            self._from_others += self._sync(self._storage.read())
-        except JournalUnreadable:
-            # Read it again next time, so nothing is written over it meanwhile.
-            self._storage.forget()
+            self._from_others += self._sync(tables)
+        except JournalUnreadable as exc:
+            # Nothing is written over it, and it is not parsed again until
+            # it changes.
+            self._storage.refuse(exc)
             raise
 
     def _sync(self, tables: Mapping[str, Mapping[str, Any]] | None) -> list[Event]:
@@ -361,7 +373,6 @@ class Journal:
             items = zip(keys[n:], docs[n:])
         else:
             items = raw.items()
-        self._synced_keys, self._synced_docs = keys, docs
         unseen: list[tuple[str, Event]] = []
         for key, doc in items:
             ident = doc.get("id")
@@ -371,6 +382,7 @@ class Journal:
                 unseen.append((key, Event.from_document(doc)))
             except ValueError as exc:
                 raise JournalUnreadable(self.path, f"not an incident journal: {exc}") from None
+        self._synced_keys, self._synced_docs = keys, docs
         news: list[Event] = []
         pending = {event.id: event for event in self._pending}
         for key, event in unseen:
@@ -432,7 +444,12 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot journal a {type(value).__name__}")
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _freeze(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most values: no ABC check needed
+        return value
     if isinstance(value, Mapping):
         return MappingProxyType({k: _freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):

@@ -151,6 +151,9 @@ class JournalStorage(Storage):
         # none happened since the tables last matched the disk.
         self._changes = [0]
         self._seen = 0
+        # (identity, problem) of a file found unreadable, not read again
+        # until its identity changes.
+        self._unreadable: tuple[Identity | None, JournalUnreadable] | None = None
         self._lock_fd: int | None = None
         self._lock_depth = 0
         self._thread_lock = threading.RLock()
@@ -165,7 +168,17 @@ class JournalStorage(Storage):
     def read(self) -> Tables | None:
         with self._thread_lock:
             if self.changed_on_disk():
-                self._load()
+                identity = self._stat_identity()
+                if self._unreadable is not None and self._unreadable[0] == identity:
+                    # Parsed and refused already: a console polling every half
+                    # second must not parse a broken 3 MB file each time.
+                    raise self._unreadable[1]
+                try:
+                    self._load()
+                except JournalUnreadable as exc:
+                    self._unreadable = (identity, exc)
+                    raise
+                self._unreadable = None
             if self._tables is None:
                 return None
             # New dicts for TinyDB to rearrange; the documents are the stored
@@ -195,7 +208,7 @@ class JournalStorage(Storage):
         finally:
             os.close(fd)
         identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        if not raw.strip():
+        if raw.isspace() or not raw:  # isspace stops at the first "{"
             # An empty file (``touch``) is a new journal.
             self._settle(None, identity)
             return
@@ -215,10 +228,13 @@ class JournalStorage(Storage):
         self._tables, self._identity, self._loaded = tables, identity, True
         self._seen = self._changes[0]
 
-    def forget(self) -> None:
-        """Read the file again next time, whatever its identity says."""
+    def refuse(self, problem: JournalUnreadable) -> None:
+        """The file as it is now is unreadable for a reason found above this
+        storage (an entry of the wrong shape): forget it, and raise
+        ``problem`` from :meth:`read` until the file changes."""
         with self._thread_lock:
             self._forget()
+            self._unreadable = (self._stat_identity(), problem)
 
     def _forget(self) -> None:
         self._tables, self._identity, self._loaded = None, None, False

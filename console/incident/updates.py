@@ -75,7 +75,7 @@ def _status_page(incident: Incident, now: datetime) -> str:
     status = incident.status if incident.status in _STATUS_PAGE else "Investigating"
     text = _STATUS_PAGE[status].format(
         issue=_lower_first(_title(incident)),
-        cause=_latest(incident.tagged("root-cause")) or "[brief technical description]")
+        cause=_lower_first(_latest(incident.tagged("root-cause")) or "[brief technical description]"))
     if status != "Resolved" and incident.update_every is not None:
         text += f" We will provide an update in {_spoken(incident.update_every)}."
     return f"{status} ({_hhmm(now)})\n{text}"

@@ -78,7 +78,10 @@ def import_runbook(path: str | Path) -> list[dict]:
 def import_markdown(text: str, name: str = "runbook.md") -> list[dict]:
     """Playbook documents from markdown ``text``; ``name`` is recorded as the source runbook."""
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    sections = _sections(SyntaxTreeNode(_MD.parse(text)).children)
+    try:
+        sections = _sections(_block_tree(text).children)
+    except RecursionError:
+        raise RunbookError(f"{name}: markdown nested too deeply to read") from None
     chosen = _scenarios(sections)
     docs: list[dict] = []
     ids: set[str] = set()
@@ -97,6 +100,17 @@ def import_markdown(text: str, name: str = "runbook.md") -> list[dict]:
         if doc["steps"][0]["id"] != "review" or (not chosen and "detail" in doc["steps"][0]):
             docs.append(doc)
     return docs
+
+
+def _block_tree(text: str) -> SyntaxTreeNode:
+    """The block structure, with each inline token's children kept flat in its meta.
+
+    markdown-it bounds block nesting but not emphasis nesting; a tree of
+    ``***...***`` would recurse once per level, so inline content stays a list.
+    """
+    tokens = [t.copy(children=None, meta={"inline": t.children or []}) if t.type == "inline" else t
+              for t in _MD.parse(text)]
+    return SyntaxTreeNode(tokens)
 
 
 # ---- sections and scenarios -------------------------------------------------------
@@ -389,49 +403,32 @@ class _Steps:
 
 # ---- inline text and code -----------------------------------------------------------
 
+def _inline_tokens(node: SyntaxTreeNode | None) -> list:
+    return [] if node is None else list((node.meta or {}).get("inline", []))
+
+
 def _inline(node: SyntaxTreeNode | None) -> str:
     """Plain text of an inline node; code spans kept as `code`, prose repaired."""
-    if node is None:
-        return ""
     parts: list[str] = []
-
-    def walk(n: SyntaxTreeNode) -> None:
-        if n.type == "text":
-            parts.append(re.sub(r"\s+", " ", _repair(n.content)))
-        elif n.type == "code_inline":
-            parts.append(f"`{n.content}`")
-        elif n.type in ("softbreak", "hardbreak"):
+    for token in _inline_tokens(node):
+        if token.type == "text":
+            parts.append(re.sub(r"\s+", " ", _repair(token.content)))
+        elif token.type == "code_inline":
+            parts.append(f"`{token.content}`")
+        elif token.type in ("softbreak", "hardbreak"):
             parts.append("\n")
-        elif n.type == "html_inline":
-            parts.append(n.content)
-        else:
-            for c in n.children:
-                walk(c)
-
-    walk(node)
+        elif token.type in ("html_inline", "image"):
+            parts.append(token.content)
     return "".join(parts).strip()
 
 
 def _starts_bold(inline: SyntaxTreeNode | None) -> bool:
-    if inline is None:
-        return False
-    first = next((c for c in inline.children if not (c.type == "text" and not c.content.strip())), None)
-    return first is not None and first.type == "strong"
+    first = next((t for t in _inline_tokens(inline) if not (t.type == "text" and not t.content.strip())), None)
+    return first is not None and first.type == "strong_open"
 
 
 def _spans(inline: SyntaxTreeNode | None) -> list[str]:
-    if inline is None:
-        return []
-    found: list[str] = []
-
-    def walk(n: SyntaxTreeNode) -> None:
-        if n.type == "code_inline":
-            found.append(n.content)
-        for c in n.children:
-            walk(c)
-
-    walk(inline)
-    return found
+    return [t.content for t in _inline_tokens(inline) if t.type == "code_inline"]
 
 
 def _item_text(item: SyntaxTreeNode) -> str:
