@@ -212,11 +212,7 @@ class JournalStorage(Storage):
             # An empty file (``touch``) is a new journal.
             self._settle(None, identity)
             return
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            raise JournalUnreadable(self.path, f"not UTF-8 text (byte {exc.start})", line) from None
+        # The quick ways check UTF-8 where they parse: only new lines.
         tables = self._parse_appended(raw)
         if tables is None:
             tables = self._parse_lines(raw)
@@ -329,7 +325,7 @@ class JournalStorage(Storage):
                 docs[key] = known.docs[key]
             else:
                 try:
-                    doc = json.loads(value)
+                    doc = json.loads(value.decode("utf-8"))
                 except ValueError:
                     return None
                 if not isinstance(doc, dict):
@@ -339,6 +335,11 @@ class JournalStorage(Storage):
         return _Table.of(docs, lines)
 
     def _parse_whole(self, raw: bytes) -> dict[str, _Table]:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise JournalUnreadable(self.path, f"not UTF-8 text (byte {exc.start})", line) from None
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:

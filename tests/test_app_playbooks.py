@@ -1,0 +1,136 @@
+"""The pool-exhausted walk at the keyboard, against a real PostgreSQL whose
+connections an application role has exhausted: suggestion, probes on the
+live database, typed confirmation, read-only refusal, the condition step
+ticking when connections drop, every step journaled."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+
+from console import config
+from console.app import IncidentConsole
+from console.incident.journal import Journal
+from console.sandbox import PostgresServer
+from console.widgets.playbook import PlaybookPane
+
+BOOK = "postgres-pool-exhausted"
+
+
+async def _wait(pilot, predicate, timeout=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await pilot.pause(0.05)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with PostgresServer(max_connections=20, extra_conf={"superuser_reserved_connections": "2"}) as server:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE ROLE app LOGIN")
+        yield server
+
+
+def _exhaust(pg) -> list[psycopg.Connection]:
+    held = []
+    try:
+        while True:
+            held.append(psycopg.connect(pg.dsn(user="app", application_name="leaky-pool"), autocommit=True))
+    except psycopg.OperationalError:
+        return held
+
+
+def _console(pg, tmp_path, read_only=False):
+    cfg = config.parse(f"refresh: 0.3\npostgres:\n  - name: primary\n    dsn: {pg.dsn()}\n", "walk.yaml", env={})
+    journal = Journal(tmp_path / "walk.json", operator={"user": "oncall", "ssh_client": "10.1.2.3"})
+    return IncidentConsole(cfg, journal=journal, read_only=read_only), journal
+
+
+def _step_row(app, step_id: str) -> int:
+    return [s.id for s in app.desk.by_id[BOOK].steps].index(step_id)
+
+
+async def _select(pilot, app, step_id: str) -> None:
+    pane = app.query_one(PlaybookPane)
+    pane.table.focus()
+    pane.table.move_cursor(row=_step_row(app, step_id))
+    await pilot.pause()
+
+
+async def test_walk_through_an_exhausted_pool(pg, tmp_path):
+    held = _exhaust(pg)
+    held.pop().close()  # make room for a stuck worker, which will sit in a transaction
+    idle_tx = psycopg.connect(pg.dsn(user="app", application_name="stuck-worker"))
+    pid = str(idle_tx.info.backend_pid)
+    app, journal = _console(pg, tmp_path)
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await _wait(pilot, lambda: app.desk is not None and BOOK in app.desk.suggested)
+            app.start_playbook(BOOK)
+            await pilot.pause()
+            pane = app.query_one(PlaybookPane)
+            assert pane.playbook.id == BOOK and not pane.ticks.get("connections-recovered")
+
+            await _select(pilot, app, "connections-by-state")
+            await pilot.press("enter")
+            await _wait(pilot, lambda: any(e.kind == "probe" for e in journal.events()))
+            probe = [e for e in journal.events() if e.kind == "probe"][0]
+            assert probe.data["ok"] and "idle" in probe.data["output"]  # the live database answered
+
+            idle_tx.execute("SELECT 1")  # now idle in transaction, holding its slot
+            await _select(pilot, app, "terminate-one-backend")
+            await pilot.press("enter")  # asks for {pid}
+            await pilot.pause()
+            await pilot.press(*pid, "enter")
+            await pilot.pause()
+            await pilot.press(*"12345", "enter")  # the wrong pid typed: refused
+            await _wait(pilot, lambda: any(e.kind == "action" for e in journal.events()))
+            assert idle_tx.execute("SELECT 1").fetchone() == (1,)  # still alive
+
+            await pilot.press("enter")
+            await pilot.pause()
+            await pilot.press(*pid, "enter")
+            await pilot.pause()
+            await pilot.press(*pid, "enter")  # typed right: runs
+            await _wait(pilot, lambda: sum(e.kind == "action" for e in journal.events()) == 2)
+            with pytest.raises(psycopg.OperationalError):
+                idle_tx.execute("SELECT 1")
+
+            for conn in held:
+                conn.close()
+            await _wait(pilot, lambda: pane.ticks.get("connections-recovered"))
+            await pilot.press("q")
+    finally:
+        for conn in held + [idle_tx]:
+            conn.close()
+    kinds = [e.kind for e in journal.events()]
+    assert "playbook.started" in kinds and "threshold.crossed" in kinds
+    actions = [e for e in journal.events() if e.kind == "action"]
+    assert actions[0].data["ok"] is False and actions[0].data.get("refused")
+    assert actions[1].data["ok"] is True and actions[1].data["confirmed_by"] == pid
+    auto = [e for e in journal.events() if e.kind == "playbook.tick" and e.data["auto"]]
+    assert [e.data["step"] for e in auto] == ["connections-recovered"]
+    assert all(e.operator["user"] == "oncall" for e in journal.events())
+
+
+async def test_read_only_refuses_actions_and_says_so(pg, tmp_path):
+    victim = psycopg.connect(pg.dsn(user="app", application_name="victim"))
+    victim.execute("SELECT 1")
+    app, journal = _console(pg, tmp_path, read_only=True)
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await _wait(pilot, lambda: app.desk is not None)
+            app.start_playbook(BOOK)
+            await _select(pilot, app, "terminate-idle-in-transaction")
+            await pilot.press("enter")
+            await _wait(pilot, lambda: any(e.kind == "action" for e in journal.events()))
+            assert "READ-ONLY" in app.header._shown.plain
+    finally:
+        alive = victim.execute("SELECT 1").fetchone()
+        victim.close()
+    assert alive == (1,)
+    action = [e for e in journal.events() if e.kind == "action"][0]
+    assert action.data["ok"] is False and "read-only" in str(action.data).lower()
