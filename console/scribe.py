@@ -44,7 +44,7 @@ class Scribe:
         self._told = error
         if error is None:
             return None
-        return f"{error} ({len(self.journal.pending)} entries kept in memory, written when possible)"
+        return error  # it already says how many entries are kept in memory
 
     def close(self) -> None:
         self.journal.close()

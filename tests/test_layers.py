@@ -13,7 +13,8 @@ HEADLESS = ["console.config", "console.sources", "console.sources.base", "consol
             "console.sources.kubernetes", "console.thresholds", "console.readings", "console.text",
             "console.sandbox", "console.demo.sandbox", "console.cli", "console.playbooks",
             "console.playbooks.importer", "console.playbooks.runner", "console.incident.journal",
-            "console.incident.export", "console.transitions", "console.scribe", "console.playbook_desk"]
+            "console.incident.export", "console.incident.storage", "console.incident.state",
+            "console.incident.updates", "console.transitions", "console.scribe", "console.playbook_desk"]
 
 
 def _imported_after(module: str) -> set[str]:
