@@ -389,6 +389,41 @@ class IncidentConsole(App):
     def action_acknowledge(self) -> None:
         self._record("incident.acknowledged")
 
+    def action_mitigated(self) -> None:
+        self._record("incident.mitigated")
+
+    def action_resolve(self) -> None:
+        self._record("incident.status", status="Resolved")
+
+    def action_severity(self) -> None:
+        def chosen(answer: str | None) -> None:
+            if answer and answer.strip().upper() in SEVERITIES:
+                self._record("incident.severity", severity=answer.strip().upper())
+            elif answer:
+                self.notify(f"not a severity: {answer!r} (P0–P3 or SEV1–SEV4)", severity="warning")
+        self.push_screen(Prompt("Severity (P0–P3 or SEV1–SEV4):"), chosen)
+
+    def action_role(self, role: str) -> None:
+        me = self.scribe.journal.operator.get("user") if self.scribe else ""
+
+        def chosen(person: str | None) -> None:
+            if person is not None:
+                self._record("incident.role", role=role, person=person.strip())
+        self.push_screen(Prompt(f"Who is {role}? (empty: nobody)", value=me or ""), chosen)
+
+    def action_export(self) -> None:
+        if self.scribe is None:
+            return
+        from console.incident.export import postmortem_markdown
+
+        target = self.scribe.journal.path.with_suffix(".postmortem.md")
+        try:
+            target.write_text(postmortem_markdown(self.scribe.journal.events(), self.clock()), encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"cannot write {target}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"post-mortem written to {target}")
+
     def action_compose_update(self) -> None:
         if self.scribe is None:
             return
@@ -423,6 +458,20 @@ class IncidentConsole(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Refresh now", "Poll every source immediately", self.action_refresh_now)
+        yield SystemCommand("Declare incident", "Title and severity (D)", self.action_declare)
+        yield SystemCommand("Acknowledge incident", "Record the acknowledgement time (a)", self.action_acknowledge)
+        yield SystemCommand("Status: next", "Investigating → Identified → Monitoring → Resolved (s)",
+                            self.action_next_status)
+        yield SystemCommand("Mark mitigated", "Record the mitigation time (TTM)", self.action_mitigated)
+        yield SystemCommand("Resolve incident", "Status Resolved (TTR)", self.action_resolve)
+        yield SystemCommand("Set severity", "P0–P3 or SEV1–SEV4", self.action_severity)
+        for role in ("commander", "scribe", "communications"):
+            yield SystemCommand(f"Role: {role}", f"Who is {role} (default: you)", lambda r=role: self.action_role(r))
+        yield SystemCommand("Compose status update", "Fill a template, copy it, journal it (u)",
+                            self.action_compose_update)
+        yield SystemCommand("Write a note", "Focus the scribe line (n)", self.action_note)
+        yield SystemCommand("Choose playbook", "Suggested ones first (p)", self.action_choose_playbook)
+        yield SystemCommand("Export post-mortem", "Markdown beside the journal file", self.action_export)
         for playbook in self.desk.playbooks if self.desk is not None else ():
             yield SystemCommand(f"Playbook: {playbook.title}", "; ".join(playbook.symptoms)[:200] or playbook.id,
                                 lambda p=playbook.id: self.start_playbook(p))

@@ -129,3 +129,56 @@ async def test_threshold_crossings_and_lost_sources_are_journaled_once(tmp_path)
     crossed = [e for e in journal.events() if e.kind == "threshold.crossed"]
     assert len(crossed) == 1 and crossed[0].data["kind"] == "postgres" and crossed[0].data["state"] == "critical"
     assert _kinds(journal).count("source.lost") == 1
+
+
+async def test_demo_incident_walk_exports_matching_times(tmp_path):
+    """Declare, acknowledge, notes, status changes, a playbook tick, resolve:
+    the post-mortem's timeline and TTA/TTM/TTR say what happened."""
+    from console.incident.export import postmortem_markdown
+
+    start = datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)
+    now = [start]
+    app, journal = _app(tmp_path / "walk.json", clock=lambda: now[0])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("D", *"P1 Checkout returns 502", "enter")
+        now[0] = start + timedelta(minutes=3)
+        await pilot.press("a")
+        now[0] = start + timedelta(minutes=5)
+        await pilot.press("n", *"pool exhausted by a leak #root-cause", "enter", "escape")
+        await pilot.press("s")  # Identified
+        now[0] = start + timedelta(minutes=20)
+        await pilot.press("s")  # Monitoring: mitigated
+        journal.append("playbook.tick", playbook="postgres-pool-exhausted", step="connections-recovered", auto=True)
+        now[0] = start + timedelta(minutes=45)
+        await pilot.press("s")  # Resolved
+        await pilot.pause()
+    doc = postmortem_markdown(journal.events(), start + timedelta(hours=1))
+    assert "**Time to acknowledge (TTA):** 3 min" in doc
+    assert "**Time to mitigate (TTM):** 20 min" in doc
+    assert "**Time to resolve (TTR):** 45 min" in doc
+    assert "pool exhausted by a leak" in doc.split("## Root Cause")[1]
+    timeline = doc.split("## Timeline (UTC)")[1].split("##")[0]
+    assert timeline.index("09:00:00") < timeline.index("09:03:00") < timeline.index("09:45:00")
+    assert "Status: Resolved" in timeline
+
+
+async def test_a_refused_write_is_on_screen_and_nothing_is_lost(tmp_path):
+    import shutil
+
+    directory = tmp_path / "incidents"
+    path = directory / "journal.json"
+    app, journal = _app(path)
+    shown = []
+    app.notify = lambda message, **kw: shown.append((message, kw.get("severity")))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("n", *"before", "enter")
+        shutil.rmtree(directory)
+        directory.write_text("not a directory")  # every write now fails
+        await pilot.press(*"while the disk refuses", "enter")
+        await pilot.pause()
+        assert any(sev == "error" and str(directory) in msg for msg, sev in shown)
+        assert app.timeline.table.row_count == 2  # shown, though only in memory
+        directory.unlink()
+        await _wait(pilot, lambda: not journal.pending, timeout=6)  # retried on the refresh timer
+    texts = [e.data["text"] for e in Journal(path).events()]
+    assert texts == ["before", "while the disk refuses"]
