@@ -26,7 +26,8 @@ from test_config import GOOD as DESIGN_EXAMPLE
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "playbooks"
-SEEDS = Path("/work/shared/seeds")
+# A copy of ../shared/seeds: the runbooks our users have, kept with the tests.
+SEEDS = Path(__file__).resolve().parent / "seeds"
 
 
 GOOD = """\
