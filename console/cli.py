@@ -112,13 +112,21 @@ def _import_runbook(args: argparse.Namespace) -> int:
     except RunbookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    text = to_yaml(docs)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
-        print(f"wrote {len(docs)} playbooks to {args.output}", file=sys.stderr)
-    else:
+    return _write(to_yaml(docs), args.output, f"{len(docs)} playbooks")
+
+
+def _write(text: str, output: str | None, what: str) -> int:
+    """``text`` to the file ``output`` names, else to standard output."""
+    if not output:
         sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        with open(output, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {what} to {output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -231,13 +239,7 @@ def _export(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     text = journal_json(events) if args.format == "json" else postmortem_markdown(events, utcnow())
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return _write(text, args.output, "the journal" if args.format == "json" else "the post-mortem")
 
 
 def _console(args: argparse.Namespace) -> int:

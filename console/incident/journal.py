@@ -57,6 +57,7 @@ from typing import Any
 
 from tinydb import TinyDB
 
+from console.frozen import freeze, thaw
 from console.incident.storage import JournalChanged, JournalStorage, JournalUnreadable, set_aside
 
 __all__ = ["Event", "Journal", "JournalUnreadable", "set_aside", "current_operator",
@@ -142,7 +143,7 @@ class Event:
 
     def to_document(self) -> dict[str, Any]:
         return {"id": self.id, "at": format_time(self.at), "kind": self.kind,
-                "operator": _thaw(self.operator), "data": _thaw(self.data)}
+                "operator": thaw(self.operator), "data": thaw(self.data)}
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> "Event":
@@ -166,7 +167,7 @@ class Event:
         client = operator.get("ssh_client")
         return cls(ident, when, kind,
                    MappingProxyType({"user": operator["user"], "ssh_client": client if isinstance(client, str) else None}),
-                   _freeze(data))
+                   freeze(data))
 
 
 def format_time(at: datetime) -> str:
@@ -235,7 +236,7 @@ class Journal:
         if at.tzinfo is None:
             raise ValueError("the journal clock must return aware datetimes")
         event = Event(secrets.token_hex(6), at.astimezone(timezone.utc), kind, self.operator,
-                      _freeze(_plain(data)))
+                      freeze(_plain(data)))
         with self._lock:
             self._pending.append(event)
             ordered = self._ordered
@@ -442,24 +443,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     raise TypeError(f"cannot journal a {type(value).__name__}")
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _freeze(value: Any) -> Any:
-    if type(value) in _SCALARS:  # most values: no ABC check needed
-        return value
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    return value

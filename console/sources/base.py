@@ -12,8 +12,9 @@ import enum
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from types import MappingProxyType
 from typing import Any, Mapping, Protocol
+
+from console.frozen import freeze, thaw
 
 
 class State(str, enum.Enum):
@@ -37,12 +38,6 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -84,8 +79,8 @@ class Snapshot:
     breaches: tuple[Breach, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", _freeze(self.metrics))
-        object.__setattr__(self, "details", _freeze(self.details))
+        object.__setattr__(self, "metrics", freeze(self.metrics))
+        object.__setattr__(self, "details", freeze(self.details))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -107,7 +102,7 @@ class Snapshot:
             "error": self.error,
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
             "checked_at": self.taken_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "metrics": _thaw(self.metrics),
+            "metrics": thaw(self.metrics),
         }
         if self.breaches:
             out["breaches"] = [
@@ -117,12 +112,6 @@ class Snapshot:
         return out
 
 
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    return value
 
 
 def unreachable(kind: str, name: str, error: str, metrics: Mapping[str, Any] | None = None) -> Snapshot:

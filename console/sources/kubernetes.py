@@ -260,15 +260,7 @@ def _list(call: Callable[..., Any], namespace: str | None, deadline: float, **pa
         raise TimeoutError
     where = () if namespace is None else (namespace,)
     response = call(*where, limit=LIST_LIMIT, _preload_content=False, _request_timeout=left, **params)
-    try:
-        raw = response.data
-    finally:
-        response.release_conn()
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise InvalidResponse("invalid JSON from API server") from None
-    items = body.get("items") if isinstance(body, dict) else None
+    items = _json(response).get("items")
     if not isinstance(items, list):
         raise InvalidResponse("unexpected answer from API server: not a Kubernetes List")
     return [item for item in items if isinstance(item, dict)]
