@@ -32,6 +32,8 @@ class Environment:
     name: str = "unnamed"
     banner: str = "none"
     read_only: bool = False
+    label: str | None = None  # the banner's text; the name when unset
+    theme: str | None = None  # this environment's theme, over the top-level one
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,13 @@ class Config:
     thresholds: dict[str, Limit] = field(default_factory=merged)
     playbooks: tuple[Path, ...] = ()
     theme: str = "dark"
+    keymap: tuple[tuple[str, str], ...] = ()  # binding id -> keys, for App.set_keymap
     warnings: tuple[str, ...] = ()
+
+    @property
+    def chosen_theme(self) -> str:
+        """The environment's theme, else the top-level one."""
+        return self.environment.theme or self.theme
 
 
 def load(path: str | Path | None = None) -> Config:
@@ -144,7 +152,10 @@ class _Reader:
         self.problems: list[Problem] = []
 
     def fail(self, keys: tuple, message: str) -> None:
-        self.problems.append(self.doc.problem(keys, message))
+        from console.text import inert
+
+        # Messages quote the file's own keys and values: one line, no controls, bounded.
+        self.problems.append(self.doc.problem(keys, inert(message, 300)))
 
     # ---- typed getters -------------------------------------------------
     def get(self, keys: tuple, kind: type | tuple, default: Any = None, required: bool = False) -> Any:
@@ -237,6 +248,7 @@ class _Reader:
             thresholds=merged(self.thresholds()),
             playbooks=self.playbooks(),
             theme=self.get(("theme",), str, "dark"),
+            keymap=self.keymap(),
             warnings=warnings,
         )
         if self.problems:
@@ -245,7 +257,7 @@ class _Reader:
 
     def environment(self) -> Environment:
         keys = ("environment",)
-        self.known_keys(keys, {"name", "banner", "read_only"})
+        self.known_keys(keys, {"name", "banner", "read_only", "label", "theme"})
         banner = self.get(keys + ("banner",), str, "none")
         if banner not in BANNERS:
             self.fail(keys + ("banner",), f"banner must be one of {', '.join(sorted(BANNERS))}")
@@ -253,7 +265,31 @@ class _Reader:
             name=self.get(keys + ("name",), str, "unnamed"),
             banner=banner,
             read_only=self.get(keys + ("read_only",), bool, False),
+            label=self.get(keys + ("label",), str, None),
+            theme=self.get(keys + ("theme",), str, None),
         )
+
+    def keymap(self) -> tuple[tuple[str, str], ...]:
+        from console.keymap import BINDING_IDS, key_problem
+
+        keys = ("keymap",)
+        given = self.get(keys, dict, {})
+        out = []
+        for binding_id, value in given.items():
+            bk = keys + (binding_id,)
+            if binding_id not in BINDING_IDS:
+                hint = _closest(str(binding_id), set(BINDING_IDS))
+                self.fail(bk, f"unknown binding id '{binding_id}'" + (f" (did you mean '{hint}'?)" if hint else ""))
+                continue
+            if not isinstance(value, str):
+                self.fail(bk, f"keymap '{binding_id}' must be a key string such as 'ctrl+n'")
+                continue
+            problem = key_problem(value)
+            if problem:
+                self.fail(bk, f"keymap '{binding_id}': {problem}")
+                continue
+            out.append((str(binding_id), value.replace(" ", "")))
+        return tuple(out)
 
     def url(self, keys: tuple, schemes: tuple[str, ...], required: bool = True) -> str | None:
         value = self.get(keys, str, None, required=required)

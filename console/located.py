@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from console.text import inert
+
 # Alias expansion is counted so a "billion laughs" document fails fast.
 MAX_NODES = 200_000
 MAX_BYTES = 4 * 1024 * 1024
@@ -27,7 +29,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        # Messages quote the file's own keys and values: one inert line each.
+        return f"{inert(self.path, 300)}:{self.line}: {inert(self.message, 500)}"
 
 
 class Invalid(Exception):
