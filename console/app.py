@@ -14,11 +14,13 @@ from typing import Callable, Iterable, Mapping
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual import events
+from textual.containers import Grid
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Input, Tab, Tabs
 
+from console import themes
 from console.config import Config
 from console.scribe import SEVERITIES, Scribe
 from console.screens.prompt import Prompt
@@ -34,7 +36,12 @@ from console.widgets.playbook import PlaybookPane
 from console.widgets.timeline import TimelinePane
 
 Fault = tuple[str, Callable[[], object]]
-THEMES = {"dark": "textual-dark", "light": "textual-light", "ansi": "textual-ansi", "war-room": "textual-dark"}
+# Pane ids in their 1–6 order, and in the grid's order (left to right, top to
+# bottom: the live panes in a 2x2 block, playbook and timeline on the right).
+PANES = ("services", "errors", "postgres", "redis", "playbook", "timeline")
+GRID_ORDER = ("services", "errors", "playbook", "postgres", "redis", "timeline")
+# Below this size the panes are tabs: one at a time, the strip says which.
+GRID_MIN_SIZE = (120, 34)
 
 
 class SnapshotArrived(Message):
@@ -52,9 +59,19 @@ class IncidentConsole(App):
     CSS_PATH = "console.tcss"
     TITLE = "incident-console"
     ENABLE_COMMAND_PALETTE = True
+    # The screen gets these classes as the terminal is resized; console.tcss
+    # shows tabs below GRID_MIN_SIZE and the grid of six from there.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (GRID_MIN_SIZE[0], "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (GRID_MIN_SIZE[1], "-tall")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("r", "refresh_now", "Refresh", id="refresh"),
+        Binding("colon", "command_palette", "Commands", show=False, id="palette"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("z", "zoom", "Zoom", id="zoom"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("right_square_bracket", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
+        Binding("left_square_bracket", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
         Binding("1", "focus_pane('services')", "Services", show=False, id="pane.services"),
         Binding("2", "focus_pane('errors')", "Errors", show=False, id="pane.errors"),
         Binding("3", "focus_pane('postgres')", "PostgreSQL", show=False, id="pane.postgres"),
@@ -74,6 +91,8 @@ class IncidentConsole(App):
                  sources: list | None = None, journal=None) -> None:
         self.started = time.monotonic()
         super().__init__()
+        # Over SSH every animation frame is bytes on the wire.
+        self.animation_level = "none"
         self.config = config
         self.read_only = read_only
         self.faults = dict(faults or {})
@@ -87,21 +106,56 @@ class IncidentConsole(App):
         self.desk = None  # playbooks, loaded with the sources after the first frame
         self.runner = None
         self.latest: dict[tuple[str, str], Snapshot] = {}
+        self.current_pane = PANES[0]
+        self.zoomed = False
+        self._tab_labels: dict[str, str] = {}
+        self._filter_target: str | None = None
+        self._register_themes()
+        if config.keymap:
+            self.set_keymap(dict(config.keymap))
+
+    def _register_themes(self) -> None:
+        specs, self.theme_problems = themes.discover(themes.SHIPPED, themes.user_dir())
+        for spec in specs.values():
+            self.register_theme(spec.to_theme())
+        requested = self._theme_name
+        if not requested or requested == self.config.theme:
+            requested = self.config.chosen_theme  # the environment's theme, when it has one
+        name, self.theme_problem = themes.choose(requested, specs)
+        self.theme = name if name in self.available_themes else "textual-dark"
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return themes.variable_defaults(self.current_theme)
 
     def compose(self) -> ComposeResult:
         env = self.config.environment
         stale = self.config.refresh * 3 + 5
-        yield IncidentHeader(env.name, env.banner, self.read_only, id="header")
-        with Horizontal(id="main"):
-            with Grid(id="live"):
-                yield ServicesPane(stale_after=stale, id="services")
-                yield ErrorRatesPane(stale_after=stale, id="errors")
-                yield PostgresPane(stale_after=stale, id="postgres")
-                yield RedisPane(instances=tuple(r.name for r in self.config.redis), stale_after=stale, id="redis")
-            with Vertical(id="side"):
-                yield PlaybookPane(id="playbook")
-                yield TimelinePane(id="timeline")
-        yield Footer()
+        yield IncidentHeader(env.label or env.name, env.banner, self.read_only, id="header")
+        panes = {
+            "services": lambda: ServicesPane(stale_after=stale, id="services", classes="pane"),
+            "errors": lambda: ErrorRatesPane(stale_after=stale, id="errors", classes="pane"),
+            "postgres": lambda: PostgresPane(stale_after=stale, id="postgres", classes="pane"),
+            "redis": lambda: RedisPane(instances=tuple(r.name for r in self.config.redis), stale_after=stale,
+                                       id="redis", classes="pane"),
+            "playbook": lambda: PlaybookPane(id="playbook", classes="pane"),
+            "timeline": lambda: TimelinePane(id="timeline", classes="pane"),
+        }
+        tabs = Tabs(*(Tab(self._tab_label(pane_id, ""), id=f"tab-{pane_id}") for pane_id in PANES), id="pane-tabs")
+        tabs.can_focus = False  # 1–6 and [ ] switch panes; Tab stays for moving focus
+        yield tabs
+        with Grid(id="panes"):
+            for pane_id in GRID_ORDER:
+                yield panes[pane_id]()
+        # Disabled while hidden, so it never takes the first focus.
+        yield Input(placeholder="filter rows (Enter keeps it, Esc clears it)", id="filter", disabled=True)
+        yield Footer(compact=True)
+
+    @staticmethod
+    def _tab_label(pane_id: str, mark: str) -> str:
+        number = PANES.index(pane_id) + 1
+        names = {"services": "Services", "errors": "Errors", "postgres": "PostgreSQL", "redis": "Redis",
+                 "playbook": "Playbook", "timeline": "Timeline"}
+        return f"{number} {names[pane_id]}{' ' + mark if mark else ''}"
 
     def on_mount(self) -> None:
         # Held, not queried: while a modal screen is up, queries search it.
@@ -109,9 +163,13 @@ class IncidentConsole(App):
         self.timeline = self.query_one(TimelinePane)
         self.playbook_pane = self.query_one(PlaybookPane)
         self.panes = list(self.query(LivePane))
-        if self._theme_name:
-            self.theme = THEMES.get(self._theme_name, self._theme_name) \
-                if THEMES.get(self._theme_name, self._theme_name) in self.available_themes else "textual-dark"
+        for problem in self.theme_problems:
+            self.notify(str(problem), title="theme not loaded", severity="warning", timeout=15)
+        if self.theme_problem:
+            self.notify(self.theme_problem, title="theme", severity="warning", timeout=15)
+        self._relayout()
+        self._show_pane(self.current_pane)
+        self._watch_terminal()
         self._tick()
         self.set_interval(1.0, self._tick)
         if self.scribe is not None:
@@ -121,6 +179,34 @@ class IncidentConsole(App):
             self.set_interval(0.5, self._journal_refresh)
         self.call_after_refresh(self._first_frame)
         self.run_worker(self._start_sources(), name="start-sources", group="poll", exit_on_error=False)
+
+    def _watch_terminal(self) -> None:
+        """Leave cleanly (journal closed, connections closed) when the SSH
+        session drops or the terminal goes away: SIGHUP/SIGTERM quit through
+        the app rather than unwinding it, and a terminal that hung up without
+        a signal (nohup, a dead multiplexer) is noticed within two seconds."""
+        if self.is_headless:
+            return
+        import signal
+        import sys
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, lambda: self.call_later(self.action_quit))
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        stdin = sys.__stdin__
+        if stdin is not None and stdin.isatty():
+            self.set_interval(2.0, lambda: self._check_terminal(stdin.fileno()))
+
+    def _check_terminal(self, fd: int) -> None:
+        import termios
+
+        try:
+            termios.tcgetattr(fd)
+        except (OSError, termios.error):
+            self.call_later(self.action_quit)
 
     def _first_frame(self) -> None:
         self.first_frame_s = time.monotonic() - self.started
@@ -164,6 +250,7 @@ class IncidentConsole(App):
         pane = self.pane_for(message.snapshot.kind)
         if pane is not None:
             pane.take(message.snapshot)
+            self._label_tabs()
         self.latest[message.snapshot.key] = message.snapshot
         changes = self.transitions.observe(message.snapshot)
         if changes and self.scribe is not None:
@@ -186,6 +273,7 @@ class IncidentConsole(App):
         header.tick(now)
         for pane in self.panes:
             pane.tick(now)
+        self._label_tabs()
 
     # ---- actions -----------------------------------------------------------
     def action_refresh_now(self) -> None:
@@ -193,7 +281,133 @@ class IncidentConsole(App):
         wake.set()
 
     def action_focus_pane(self, pane_id: str) -> None:
-        self.screen_stack[0].query_one(f"#{pane_id}").table.focus()
+        self._show_pane(pane_id)
+        self._pane(pane_id).table.focus()
+
+    def action_cycle_pane(self, step: int) -> None:
+        self.action_focus_pane(PANES[(PANES.index(self.current_pane) + step) % len(PANES)])
+
+    def action_zoom(self) -> None:
+        """The current pane alone on the screen, and back."""
+        self.zoomed = not self.zoomed
+        self._relayout()
+
+    # ---- layout ------------------------------------------------------------
+    def _pane(self, pane_id: str):
+        # The main screen's pane, even while a modal screen is up.
+        return self.screen_stack[0].query_one(f"#{pane_id}")
+
+    def _relayout(self) -> None:
+        """A zoomed pane fills the screen at any size (the rest is CSS)."""
+        self.screen_stack[0].set_class(self.zoomed, "-zoomed")
+
+    def _show_pane(self, pane_id: str) -> None:
+        self.current_pane = pane_id
+        for other in PANES:
+            self._pane(other).set_class(other == pane_id, "-current")
+        tabs = self.screen_stack[0].query_one("#pane-tabs", Tabs)
+        if tabs.active != f"tab-{pane_id}":
+            tabs.active = f"tab-{pane_id}"
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        pane_id = (event.tab.id or "").removeprefix("tab-")
+        if pane_id in PANES and pane_id != self.current_pane:
+            self.action_focus_pane(pane_id)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # Focus moved by Tab or a mouse click: the pane it landed in is current.
+        for node in event.widget.ancestors_with_self:
+            if node.has_class("pane") and node.id in PANES:
+                if node.id != self.current_pane:
+                    self._show_pane(node.id)
+                return
+
+    def _label_tabs(self) -> None:
+        """In tabs, a pane that is not OK says so in its tab (with a symbol,
+        not only a colour), so trouble in a hidden pane is seen."""
+        from console.readings import STATE_MARK
+        from console.sources.base import State
+
+        for pane in self.panes:
+            worst = pane.worst() if pane.snapshots else State.OK
+            mark = "" if worst is State.OK else STATE_MARK[worst].split()[0]
+            if str(pane.border_subtitle or "").startswith("◌ stale"):
+                mark = "◌"
+            if self._tab_labels.get(pane.id) != mark:
+                self._tab_labels[pane.id] = mark
+                self.screen_stack[0].query_one(f"#tab-{pane.id}", Tab).label = self._tab_label(pane.id, mark)
+
+    # ---- filter and help ---------------------------------------------------
+    def action_filter(self) -> None:
+        """`/`: an input under the panes filters the current pane's table."""
+        pane = self._pane(self.current_pane)
+        if isinstance(pane, PlaybookPane):
+            self.notify("the checklist is not filtered: its steps keep their order", severity="warning")
+            return
+        self._filter_target = self.current_pane
+        box = self.query_one("#filter", Input)
+        box.value = pane.table.filter_text
+        box.border_title = f"filter {self._tab_label(self.current_pane, '')}"
+        box.disabled = False
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter" and self._filter_target:
+            event.stop()
+            self._apply_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.stop()
+            self._close_filter()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "escape" and self.focused is not None and self.focused.id == "filter":
+            event.stop()
+            self._apply_filter("")
+            self._close_filter()
+
+    def _apply_filter(self, text: str) -> None:
+        if self._filter_target is None:
+            return
+        pane = self._pane(self._filter_target)
+        pane.table.set_filter(text)
+        title = self._tab_label(self._filter_target, "")
+        pane.border_title = f"{title} · /{text}" if text.strip() else getattr(pane, "TITLE", title)
+
+    def _close_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = False
+        box.disabled = True
+        if self._filter_target is not None:
+            self.action_focus_pane(self._filter_target)
+        self._filter_target = None
+
+    def action_help(self) -> None:
+        from console.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(self.help_sections()))
+
+    def help_sections(self):
+        """The focused pane's bindings, the app's, and the palette's commands,
+        read from the bindings themselves (keymap applied)."""
+        from console.screens.help import binding_rows
+
+        sections = []
+        focused = self.screen_stack[0].focused
+        for node in (focused.ancestors_with_self if focused is not None else ()):
+            if node is self or isinstance(node, Screen):
+                continue
+            rows = binding_rows(node, self._keymap, self.get_key_display)
+            if rows:
+                title = getattr(node, "TITLE", "") or f"{self._tab_label(self.current_pane, '')}: {type(node).__name__}"
+                sections.append((f"{title} (focused)" if node is focused else title, rows))
+        sections.append(("Everywhere", binding_rows(self, self._keymap, self.get_key_display)
+                         + [(self.get_key_display(Binding(self.COMMAND_PALETTE_BINDING, "")), "Commands")]))
+        commands = [(":", f"{c.title} — {c.help}") for c in self.get_system_commands(self.screen_stack[0])]
+        sections.append(("Command palette (: or Ctrl+P, then type)", commands))
+        return sections
 
     # ---- the journal -------------------------------------------------------
     def _show_journal(self) -> None:
@@ -458,6 +672,13 @@ class IncidentConsole(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Refresh now", "Poll every source immediately", self.action_refresh_now)
+        for pane_id in PANES:
+            label = self._tab_label(pane_id, "")
+            yield SystemCommand(f"Go to pane {label}", f"Focus {label[2:]} ({label[0]})",
+                                lambda p=pane_id: self.action_focus_pane(p))
+        yield SystemCommand("Zoom pane", "The current pane alone on the screen, and back (z)", self.action_zoom)
+        yield SystemCommand("Filter table", "Filter the current pane's rows (/)", self.action_filter)
+        yield SystemCommand("Help: keys and commands", "Every binding and command (?)", self.action_help)
         yield SystemCommand("Declare incident", "Title and severity (D)", self.action_declare)
         yield SystemCommand("Acknowledge incident", "Record the acknowledgement time (a)", self.action_acknowledge)
         yield SystemCommand("Status: next", "Investigating → Identified → Monitoring → Resolved (s)",

@@ -251,7 +251,7 @@ def _console(args: argparse.Namespace) -> int:
     from console.app import IncidentConsole
 
     app = IncidentConsole(cfg, read_only=args.read_only or cfg.environment.read_only,
-                          theme_name=args.theme or cfg.theme, journal=journal)
+                          theme_name=args.theme or cfg.chosen_theme, journal=journal)
     try:
         app.run()
     finally:
@@ -291,7 +291,7 @@ def _demo(args: argparse.Namespace) -> int:
         from console.app import IncidentConsole
 
         app = IncidentConsole(cfg, read_only=getattr(args, "read_only", False),
-                              theme_name=getattr(args, "theme", None) or cfg.theme,
+                              theme_name=getattr(args, "theme", None) or cfg.chosen_theme,
                               faults=sandbox.faults, journal=journal)
         try:
             app.run()

@@ -34,6 +34,8 @@ class ReadingTable(DataTable):
         self._columns = columns
         self._shown: dict[str, tuple[Text, ...]] = {}
         self._order: list[str] = []
+        self.filter_text = ""  # `/`: only rows containing it (any cell, any case) are shown
+        self._given: Sequence[Row] = ()
 
     def on_mount(self) -> None:
         last = len(self._columns) - 1
@@ -42,6 +44,10 @@ class ReadingTable(DataTable):
 
     def sync(self, rows: Sequence[Row]) -> int:
         """Show ``rows``; returns how many cells were redrawn (0: nothing changed)."""
+        self._given = rows
+        if self.filter_text:
+            wanted = self.filter_text.casefold()
+            rows = [row for row in rows if any(wanted in cell.plain.casefold() for cell in row[1])]
         order = [key for key, _ in rows]
         if order != self._order:
             return self._rebuild(rows)
@@ -56,6 +62,10 @@ class ReadingTable(DataTable):
             if changed:
                 self._shown[key] = tuple(cells)
         return changed
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self.sync(self._given)
 
     def _rebuild(self, rows: Sequence[Row]) -> int:
         self.clear()
