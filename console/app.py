@@ -103,6 +103,8 @@ class IncidentConsole(App):
         self._theme_name = theme_name
         self.scribe = Scribe(journal, self.clock) if journal is not None else None
         self.transitions = Transitions()
+        if journal is not None:
+            self.transitions.remember(journal.events())
         self.desk = None  # playbooks, loaded with the sources after the first frame
         self.runner = None
         self.latest: dict[tuple[str, str], Snapshot] = {}
@@ -508,9 +510,11 @@ class IncidentConsole(App):
         if self.desk is None:
             return
         readings = list(self.latest.values())
-        for playbook in self.desk.newly_suggested(readings):
-            self.notify(f"{playbook.title} — press p to open it", title="suggested playbook",
-                        severity="warning", timeout=15)
+        fresh = self.desk.newly_suggested(readings)
+        if fresh:  # one toast however many: a small screen must stay readable
+            self.notify("; ".join(p.title for p in fresh) + " — press p to open",
+                        title="suggested playbook" + ("s" if len(fresh) > 1 else ""), severity="warning",
+                        timeout=15)
         if self.scribe is None:
             return
         incident = self.scribe.incident(self.clock())

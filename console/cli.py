@@ -282,9 +282,11 @@ def _demo(args: argparse.Namespace) -> int:
         sandbox.start()
         cfg = config_module.load(sandbox.config_path)
         if not getattr(args, "incident", None):
+            import time
+
             from console import paths
-            # The demo's incident is kept apart from the real current one.
-            args.incident = str(paths.data_dir() / "incidents" / "demo.json")
+            # Each demo is an incident of its own, apart from the real current one.
+            args.incident = str(paths.data_dir() / "incidents" / time.strftime("demo-%Y%m%d-%H%M%S.json"))
         journal = _open_journal(_incident_path(args), interactive=sys.stdin.isatty())
         if journal is None:
             return EXIT_USAGE
@@ -297,6 +299,8 @@ def _demo(args: argparse.Namespace) -> int:
             app.run()
         finally:
             journal.close()
+            print(f"the demo's journal: {journal.path}\n"
+                  f"  incident-console export --incident {journal.path}", file=sys.stderr)
         return app.return_code or 0
     finally:
         sandbox.stop()

@@ -19,6 +19,21 @@ class Transitions:
     _reachable: dict[tuple[str, str], bool] = field(default_factory=dict)
     _breached: dict[tuple[str, str], dict[str, State]] = field(default_factory=dict)
 
+    def remember(self, events) -> None:
+        """Start from what the journal already says (a restarted console must
+        not journal the same crossing again)."""
+        for event in events:
+            data = event.data
+            key = (data.get("kind"), data.get("source"))
+            if event.kind == "threshold.crossed":
+                breached = self._breached.setdefault(key, {})
+                if data.get("state") == State.OK.value:
+                    breached.pop(data.get("metric"), None)
+                else:
+                    breached[data.get("metric")] = State(data.get("state"))
+            elif event.kind in ("source.lost", "source.recovered"):
+                self._reachable[key] = event.kind == "source.recovered"
+
     def observe(self, snap: Snapshot) -> list[Event]:
         events: list[Event] = []
         key = snap.key
@@ -30,7 +45,7 @@ class Transitions:
             else:
                 events.append(("source.lost", {"source": snap.name, "kind": snap.kind,
                                                "error": snap.error or "unreachable"}))
-        elif was is None and not snap.reachable:
+        elif was is None and not snap.reachable:  # down from the first look
             events.append(("source.lost", {"source": snap.name, "kind": snap.kind,
                                            "error": snap.error or "unreachable"}))
         if not snap.reachable:

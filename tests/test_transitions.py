@@ -29,3 +29,16 @@ def test_lost_and_recovered_once_each():
     assert lost == [("source.lost", {"source": "primary", "kind": "postgres", "error": "timed out after 3s"})]
     assert t.observe(unreachable("postgres", "primary", "timed out after 3s")) == []
     assert t.observe(_pg(0.1)) == [("source.recovered", {"source": "primary", "kind": "postgres"})]
+
+
+def test_a_restarted_console_remembers_what_the_journal_holds(tmp_path):
+    from console.incident.journal import Journal
+
+    journal = Journal(tmp_path / "j.json", operator={"user": "u", "ssh_client": None})
+    first = Transitions()
+    for kind, data in first.observe(_pg(0.95)):
+        journal.append(kind, **data)
+    again = Transitions()
+    again.remember(journal.events())
+    assert again.observe(_pg(0.95)) == []  # already journaled before the restart
+    assert again.observe(_pg(0.1))[0][1]["state"] == "ok"
