@@ -8,14 +8,14 @@ from __future__ import annotations
 import statistics
 import sys
 
-from pty_run import Terminal, console_argv
+from pty_run import CONSOLE_DONE, Terminal, console_argv
 
 
 def measure(config: str, launches: int = 5) -> list[float]:
     times = []
     for _ in range(launches):
         term = Terminal(console_argv("--config", config))
-        took = term.wait_for(b"palette", timeout=20)
+        took = term.wait_for(CONSOLE_DONE, timeout=20)
         term.stop()
         if took is None:
             raise SystemExit("the console drew no complete frame within 20 s")

@@ -5,12 +5,19 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import select
 import struct
 import sys
 import termios
 import time
 from dataclasses import dataclass, field
+
+
+# The console's frame is complete when its footer (the last row) is written;
+# the footer's first key is Quit.
+CONSOLE_DONE = b"Quit"
+XTGETTCAP = re.compile(rb"\x1bP\+q([0-9a-fA-F;]+)\x1b\\")
 
 
 @dataclass
@@ -45,8 +52,20 @@ class Terminal:
             if not chunk:
                 break
             out += chunk
+            self.answer(chunk)
         self.written += len(out)
         return bytes(out)
+
+    def answer(self, chunk: bytes) -> None:
+        """Answer the queries a real terminal answers, so that a program which
+        waits for them (pg_activity's blessed does) is not held up for seconds."""
+        replies = b"".join(b"\x1bP0+r" + q + b"\x1b\\" for q in XTGETTCAP.findall(chunk))
+        if b"\x1b[6n" in chunk:
+            replies += b"\x1b[1;1R"
+        if b"\x1b[c" in chunk:
+            replies += b"\x1b[?62;22c"
+        if replies:
+            os.write(self.fd, replies)
 
     def wait_for(self, marker: bytes, timeout: float) -> float | None:
         """Seconds since launch when ``marker`` was first written, or None."""

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
 
 Row = tuple[str, Sequence[Text]]
 
@@ -41,6 +42,20 @@ class ReadingTable(DataTable):
         last = len(self._columns) - 1
         for i, (label, width) in enumerate(self._columns):
             self.add_column(label, key=label, width=width if width is None or i == last else width + 1)
+
+    def update_cell(self, row_key, column_key, value, *, update_width: bool = False) -> None:
+        """As DataTable's, but repaint only the changed row: the stock method
+        repaints the whole table, which over SSH is every row, every time."""
+        if update_width:
+            return super().update_cell(row_key, column_key, value, update_width=True)
+        row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
+        column_key = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+        super_data = self._data[row_key]
+        if column_key not in super_data:
+            return super().update_cell(row_key, column_key, value)
+        super_data[column_key] = value
+        self._update_count += 1  # keys DataTable's render caches
+        self.refresh_row(self.get_row_index(row_key))
 
     def sync(self, rows: Sequence[Row]) -> int:
         """Show ``rows``; returns how many cells were redrawn (0: nothing changed)."""
