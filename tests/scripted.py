@@ -7,7 +7,6 @@ what the screen does with readings (stale, unreachable, hostile text, hangs).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 from console.sources.base import Snapshot, State, utcnow
 

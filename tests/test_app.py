@@ -3,7 +3,6 @@ source that never blocks keys or other panes, and inert hostile text."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from console import config
@@ -12,6 +11,7 @@ from console.sources.base import Snapshot, State, utcnow
 from console.widgets.postgres import PostgresPane
 from console.widgets.redis import RedisPane
 from scripted import ScriptedSource
+from screen import wait
 
 HOSTILE = "[bold red]DROP[/] \x1b]52;c;cm0gLXJm\x07 \x1b[2J \u202eevil"
 
@@ -31,18 +31,13 @@ def _redis_source() -> ScriptedSource:
     return ScriptedSource("redis", "cache", metrics={"connected_clients": 5, "maxclients": 100, "hit_rate": 0.5})
 
 
-async def _wait(pilot, predicate, timeout=5.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await pilot.pause(0.05)
 
 
 async def test_panes_show_readings_and_thresholds():
     app = IncidentConsole(CFG, sources=[_pg_source(), _redis_source()])
     async with app.run_test(size=(120, 40)) as pilot:
         pg = app.query_one(PostgresPane)
-        await _wait(pilot, lambda: pg.snapshots)
+        await wait(pilot, lambda: pg.snapshots)
         snap = next(iter(pg.snapshots.values()))
         assert snap.state is State.CRITICAL  # 95 % of max_connections
         assert pg.has_class("-critical")
@@ -54,7 +49,7 @@ async def test_hostile_text_is_shown_inert():
     app = IncidentConsole(CFG, sources=[_pg_source()])
     async with app.run_test(size=(160, 48)) as pilot:
         pg = app.query_one(PostgresPane)
-        await _wait(pilot, lambda: pg.snapshots)
+        await wait(pilot, lambda: pg.snapshots)
         query = pg.table.get_row("primary:4242")[4]
         assert query.plain.startswith("[bold red]DROP[/]") and not query.spans
         assert "\x1b" not in query.plain and "\x07" not in query.plain and "\u202e" not in query.plain
@@ -69,15 +64,15 @@ async def test_hung_source_turns_unreachable_without_blocking_the_rest():
     app = IncidentConsole(CFG, sources=[pg, redis])
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(RedisPane)
-        await _wait(pilot, lambda: pane.snapshots)
+        await wait(pilot, lambda: pane.snapshots)
         snap = next(iter(pane.snapshots.values()))
         assert snap.state is State.UNREACHABLE and "timed out" in snap.error
         polls_before = pg.polls
         await pilot.press("3")  # keys still answered while redis hangs
         assert app.focused is app.query_one(PostgresPane).table
-        await _wait(pilot, lambda: pg.polls >= polls_before + 3)
+        await wait(pilot, lambda: pg.polls >= polls_before + 3)
         redis.hang = False
-        await _wait(pilot, lambda: next(iter(pane.snapshots.values())).reachable)
+        await wait(pilot, lambda: next(iter(pane.snapshots.values())).reachable)
 
 
 async def test_pane_goes_stale_when_readings_stop():
@@ -86,7 +81,7 @@ async def test_pane_goes_stale_when_readings_stop():
     app = IncidentConsole(CFG, sources=[source], clock=lambda: now[0])
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(RedisPane)
-        await _wait(pilot, lambda: pane.snapshots)
+        await wait(pilot, lambda: pane.snapshots)
         app._tick()
         assert pane.border_subtitle == "● live"
         now[0] += timedelta(seconds=60)

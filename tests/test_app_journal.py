@@ -14,15 +14,11 @@ from console.incident.journal import Journal
 from console.incident.state import Incident
 from console.widgets.header import IncidentHeader
 from console.widgets.timeline import TimelinePane
+from screen import wait
 
 CFG = config.parse("refresh: 5\n", "t.yaml", env={})
 
 
-async def _wait(pilot, predicate, timeout=5.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await pilot.pause(0.05)
 
 
 def _app(path, clock=None):
@@ -106,7 +102,7 @@ async def test_entries_from_another_process_appear_within_a_second(tmp_path):
                        check=True, capture_output=True)
         timeline = app.query_one(TimelinePane)
         started = asyncio.get_running_loop().time()
-        await _wait(pilot, lambda: timeline.table.row_count == 1, timeout=3)
+        await wait(pilot, lambda: timeline.table.row_count == 1, timeout=3)
         assert asyncio.get_running_loop().time() - started < 1.5
 
 
@@ -118,14 +114,14 @@ async def test_threshold_crossings_and_lost_sources_are_journaled_once(tmp_path)
     app.sources = [source]
     app.config = config.parse("refresh: 0.2\n", "t.yaml", env={})
     async with app.run_test(size=(160, 48)) as pilot:
-        await _wait(pilot, lambda: source.polls >= 2)
+        await wait(pilot, lambda: source.polls >= 2)
         source.metrics = {"connections_ratio": 0.96}
-        await _wait(pilot, lambda: "threshold.crossed" in _kinds(journal))
-        await _wait(pilot, lambda: source.polls >= 8)
+        await wait(pilot, lambda: "threshold.crossed" in _kinds(journal))
+        await wait(pilot, lambda: source.polls >= 8)
         source.hang = True
-        await _wait(pilot, lambda: "source.lost" in _kinds(journal))
+        await wait(pilot, lambda: "source.lost" in _kinds(journal))
         source.hang = False
-        await _wait(pilot, lambda: "source.recovered" in _kinds(journal))
+        await wait(pilot, lambda: "source.recovered" in _kinds(journal))
     crossed = [e for e in journal.events() if e.kind == "threshold.crossed"]
     assert len(crossed) == 1 and crossed[0].data["kind"] == "postgres" and crossed[0].data["state"] == "critical"
     assert _kinds(journal).count("source.lost") == 1
@@ -179,6 +175,6 @@ async def test_a_refused_write_is_on_screen_and_nothing_is_lost(tmp_path):
         assert any(sev == "error" and str(directory) in msg for msg, sev in shown)
         assert app.timeline.table.row_count == 2  # shown, though only in memory
         directory.unlink()
-        await _wait(pilot, lambda: not journal.pending, timeout=6)  # retried on the refresh timer
+        await wait(pilot, lambda: not journal.pending, timeout=6)  # retried on the refresh timer
     texts = [e.data["text"] for e in Journal(path).events()]
     assert texts == ["before", "while the disk refuses"]

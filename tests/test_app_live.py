@@ -3,7 +3,6 @@ Redis turns its pane unreachable while keys and the other panes carry on."""
 
 from __future__ import annotations
 
-import asyncio
 
 import psycopg
 import pytest
@@ -14,13 +13,9 @@ from console.sandbox import RedisServer
 from console.sources.base import State
 from console.widgets.postgres import PostgresPane
 from console.widgets.redis import RedisPane
+from screen import wait
 
 
-async def _wait(pilot, predicate, timeout=10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await pilot.pause(0.05)
 
 
 def _latest(pane):
@@ -49,21 +44,21 @@ redis:
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             pg, redis = app.query_one(PostgresPane), app.query_one(RedisPane)
-            await _wait(pilot, lambda: _latest(pg) and _latest(redis))
-            await _wait(pilot, lambda: _latest(pg).metrics["connections_total"] >= 3)
+            await wait(pilot, lambda: _latest(pg) and _latest(redis))
+            await wait(pilot, lambda: _latest(pg).metrics["connections_total"] >= 3)
             assert redis.table.get_row("clients")[1].plain.endswith("/ 10000")
 
             own_redis.pause()
             try:
-                await _wait(pilot, lambda: _latest(redis).state is State.UNREACHABLE)
+                await wait(pilot, lambda: _latest(redis).state is State.UNREACHABLE)
                 assert "unreachable: cache" in str(redis.border_subtitle)
                 seen = _latest(pg).taken_at
-                await _wait(pilot, lambda: _latest(pg).taken_at > seen)  # postgres keeps updating
+                await wait(pilot, lambda: _latest(pg).taken_at > seen)  # postgres keeps updating
                 await pilot.press("4")
                 assert app.focused is redis.table
             finally:
                 own_redis.resume()
-            await _wait(pilot, lambda: _latest(redis).reachable)
+            await wait(pilot, lambda: _latest(redis).reachable)
             await pilot.press("q")
     finally:
         for conn in held:

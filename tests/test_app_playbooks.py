@@ -5,7 +5,6 @@ ticking when connections drop, every step journaled."""
 
 from __future__ import annotations
 
-import asyncio
 
 import psycopg
 import pytest
@@ -15,15 +14,11 @@ from console.app import IncidentConsole
 from console.incident.journal import Journal
 from console.sandbox import PostgresServer
 from console.widgets.playbook import PlaybookPane
+from screen import wait
 
 BOOK = "postgres-pool-exhausted"
 
 
-async def _wait(pilot, predicate, timeout=10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await pilot.pause(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +63,7 @@ async def test_walk_through_an_exhausted_pool(pg, tmp_path):
     app, journal = _console(pg, tmp_path)
     try:
         async with app.run_test(size=(160, 48)) as pilot:
-            await _wait(pilot, lambda: app.desk is not None and BOOK in app.desk.suggested)
+            await wait(pilot, lambda: app.desk is not None and BOOK in app.desk.suggested)
             app.start_playbook(BOOK)
             await pilot.pause()
             pane = app.query_one(PlaybookPane)
@@ -76,7 +71,7 @@ async def test_walk_through_an_exhausted_pool(pg, tmp_path):
 
             await _select(pilot, app, "connections-by-state")
             await pilot.press("enter")
-            await _wait(pilot, lambda: any(e.kind == "probe" for e in journal.events()))
+            await wait(pilot, lambda: any(e.kind == "probe" for e in journal.events()))
             probe = [e for e in journal.events() if e.kind == "probe"][0]
             assert probe.data["ok"] and "idle" in probe.data["output"]  # the live database answered
 
@@ -87,7 +82,7 @@ async def test_walk_through_an_exhausted_pool(pg, tmp_path):
             await pilot.press(*pid, "enter")
             await pilot.pause()
             await pilot.press(*"12345", "enter")  # the wrong pid typed: refused
-            await _wait(pilot, lambda: any(e.kind == "action" for e in journal.events()))
+            await wait(pilot, lambda: any(e.kind == "action" for e in journal.events()))
             assert idle_tx.execute("SELECT 1").fetchone() == (1,)  # still alive
 
             await pilot.press("enter")
@@ -95,13 +90,13 @@ async def test_walk_through_an_exhausted_pool(pg, tmp_path):
             await pilot.press(*pid, "enter")
             await pilot.pause()
             await pilot.press(*pid, "enter")  # typed right: runs
-            await _wait(pilot, lambda: sum(e.kind == "action" for e in journal.events()) == 2)
+            await wait(pilot, lambda: sum(e.kind == "action" for e in journal.events()) == 2)
             with pytest.raises(psycopg.OperationalError):
                 idle_tx.execute("SELECT 1")
 
             for conn in held:
                 conn.close()
-            await _wait(pilot, lambda: pane.ticks.get("connections-recovered"))
+            await wait(pilot, lambda: pane.ticks.get("connections-recovered"))
             await pilot.press("q")
     finally:
         for conn in held + [idle_tx]:
@@ -122,11 +117,11 @@ async def test_read_only_refuses_actions_and_says_so(pg, tmp_path):
     app, journal = _console(pg, tmp_path, read_only=True)
     try:
         async with app.run_test(size=(160, 48)) as pilot:
-            await _wait(pilot, lambda: app.desk is not None)
+            await wait(pilot, lambda: app.desk is not None)
             app.start_playbook(BOOK)
             await _select(pilot, app, "terminate-idle-in-transaction")
             await pilot.press("enter")
-            await _wait(pilot, lambda: any(e.kind == "action" for e in journal.events()))
+            await wait(pilot, lambda: any(e.kind == "action" for e in journal.events()))
             assert "READ-ONLY" in app.header._shown.plain
     finally:
         alive = victim.execute("SELECT 1").fetchone()
