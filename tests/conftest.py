@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from console.kubefake import KubeFake
 from console.sandbox import PostgresServer, RedisServer
+
+# Recorded Kubernetes API answers, shipped with the demo.
+RECORDED = Path(__file__).resolve().parent.parent / "console" / "demo" / "k8s"
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +26,11 @@ def redis_server():
     server = RedisServer().start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture
+def fake():
+    """A Kubernetes API answering the recorded responses."""
+    server = KubeFake(RECORDED).start()
+    yield server
+    server.stop()

@@ -27,3 +27,19 @@ class ScriptedSource:
 
     async def close(self) -> None:
         pass
+
+
+class Clock:
+    """An injected clock the test moves: ``clock.at(minutes)`` after ``start``."""
+
+    def __init__(self, start) -> None:
+        self.start = self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def at(self, minutes: float):
+        from datetime import timedelta
+
+        self.now = self.start + timedelta(minutes=minutes)
+        return self.now

@@ -18,6 +18,7 @@ from console.incident.export import code, describe, journal_json, md, postmortem
 from console.incident.journal import Journal
 from console.incident.state import Incident
 from console.incident.updates import CHANNELS, compose
+from scripted import Clock
 
 GOLDEN = Path(__file__).parent / "golden"
 T0 = datetime(2026, 11, 22, 14, 30, tzinfo=timezone.utc)
@@ -27,22 +28,12 @@ HOSTILE = ("\x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07<script>alert(1)</script> [click](h
            "`code` ``two`` *bold* _it_ | ~~gone~~ $x$ &amp; \u202edesrever\x00\r\n## Fake heading")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def at(self, minutes: float) -> datetime:
-        self.now = T0 + timedelta(minutes=minutes)
-        return self.now
 
 
 def demo_walk(tmp_path: Path) -> tuple[Journal, Clock, dict[str, datetime]]:
     """A P1 incident from alert to resolution, as two responders would
     journal it; returns the journal, its clock and when things happened."""
-    clock = Clock()
+    clock = Clock(T0)
     alice = Journal(tmp_path / "incident.json", operator=ALICE, clock=clock)
     bob = Journal(tmp_path / "incident.json", operator=BOB, clock=clock)
     clock.at(2)
@@ -150,7 +141,7 @@ def test_the_raw_journal_is_every_event_as_stored(tmp_path):
 
 
 def _walk_with_hostile_strings(tmp_path: Path) -> Journal:
-    clock = Clock()
+    clock = Clock(T0)
     journal = Journal(tmp_path / "hostile.json", operator={"user": "ev\x1b[1mil", "ssh_client": None}, clock=clock)
     journal.append("incident.declared", title=HOSTILE, severity="P0")
     journal.append("incident.role", role="commander", person=HOSTILE)

@@ -11,28 +11,17 @@ import pytest
 from console.incident.journal import Journal, current_operator, parse_tags, untagged
 from console.incident.state import (P_SCHEME, SEV_SCHEME, Incident, format_duration, scheme_for,
                                     update_countdown)
+from scripted import Clock
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
 ALICE = {"user": "alice", "ssh_client": "10.0.0.5"}
 
 
-class Clock:
-    """The journal's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def at(self, minutes: float) -> datetime:
-        self.now = T0 + timedelta(minutes=minutes)
-        return self.now
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ import redis
 from hypothesis import given, settings, strategies as st
 
 from console.config import KubernetesTarget, PostgresTarget, RedisTarget, ServiceTarget, parse
-from console.kubefake import KubeFake
 from console.playbooks import readonly
 from console.playbooks.model import Playbook, Step
 from console.playbooks.runner import (MAX_BYTES, MAX_LINES, Refused, StepRunner, mutating_paths, render_shell,
@@ -105,13 +104,6 @@ def redis_client(rds):
     client.flushall()
     yield client
     client.close()
-
-
-@pytest.fixture
-def fake():
-    server = KubeFake(RECORDED).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

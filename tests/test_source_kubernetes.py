@@ -44,13 +44,6 @@ def plain(value):
 
 
 @pytest.fixture
-def fake():
-    server = KubeFake(RECORDED).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def kubeconfig(tmp_path, fake) -> Path:
     """Context "test" is the fake; the current context "prod" is a closed port."""
     path = fake.write_kubeconfig(tmp_path / "kubeconfig", context="test", namespace="app")
