@@ -37,7 +37,6 @@ from console.sources.postgres import PostgresSource
 from console.sources.redis import RedisSource
 from httpfaults import FaultServer, Reply, json_reply
 
-RECORDED = Path(__file__).parent.parent / "console" / "demo" / "k8s"
 BOOK = Playbook("pool-exhausted", "Connection pool exhausted", "sev1", (), (), (), "playbooks/pool.yaml", 1)
 NASTY = ["; rm -rf /", "$(id)", "`id`", "it's", 'say "hi"', "a\\b", "*", "~", "two  spaces", "a'b\"c$HOME",
          "'; echo pwned; '", "\"; echo pwned; \"", "$((1+1))", "!!", "{pid}", "é ☃", ""]

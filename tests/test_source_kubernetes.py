@@ -29,7 +29,7 @@ from console.sandbox import free_port
 from console.sources.base import Backoff, State, bounded_poll, utcnow
 from console.sources.kubernetes import MAX_MESSAGE, WorkloadWatch, summarize
 
-RECORDED = Path(__file__).parent.parent / "console" / "demo" / "k8s"
+from conftest import RECORDED  # noqa: E402  (one place names it)
 TIMEOUT = 1.0
 WORKER_POD = "worker-5c8d7f9b4-kd8vx"
 
