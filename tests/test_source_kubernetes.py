@@ -29,7 +29,7 @@ from console.sandbox import free_port
 from console.sources.base import Backoff, State, bounded_poll, utcnow
 from console.sources.kubernetes import MAX_MESSAGE, WorkloadWatch, summarize
 
-from conftest import RECORDED  # noqa: E402  (one place names it)
+from conftest import RECORDED
 TIMEOUT = 1.0
 WORKER_POD = "worker-5c8d7f9b4-kd8vx"
 
