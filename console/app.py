@@ -102,6 +102,7 @@ class IncidentConsole(App):
         self._wake = asyncio.Event()
         self._theme_name = theme_name
         self.scribe = Scribe(journal, self.clock) if journal is not None else None
+        self.cleanups: list[Callable[[], object]] = []  # run if a hang-up must end the process hard
         self.transitions = Transitions()
         if journal is not None:
             self.transitions.remember(journal.events())
@@ -195,7 +196,7 @@ class IncidentConsole(App):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, lambda: self.call_later(self.action_quit))
+                loop.add_signal_handler(sig, self._hang_up)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         stdin = sys.__stdin__
@@ -208,7 +209,35 @@ class IncidentConsole(App):
         try:
             termios.tcgetattr(fd)
         except (OSError, termios.error):
-            self.call_later(self.action_quit)
+            self._hang_up()
+
+    def _hang_up(self) -> None:
+        """Quit because the terminal is gone. Textual's shutdown can block
+        forever writing to a dead terminal (seen once: its writer queue full),
+        so a watchdog makes sure the journal is closed and what we started is
+        stopped even then, and the process ends."""
+        import threading
+
+        self.call_later(self.action_quit)
+        if not getattr(self, "_watchdog", None):
+            self._watchdog = threading.Timer(5.0, self._leave_now)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+    def _leave_now(self) -> None:
+        import os
+
+        for cleanup in [self.scribe.close] if self.scribe is not None else []:
+            try:
+                cleanup()
+            except Exception:
+                pass
+        for cleanup in self.cleanups:
+            try:
+                cleanup()
+            except Exception:
+                pass
+        os._exit(129)
 
     def _first_frame(self) -> None:
         self.first_frame_s = time.monotonic() - self.started

@@ -255,6 +255,7 @@ def _console(args: argparse.Namespace) -> int:
     try:
         app.run()
     finally:
+        _ignore_hangups()
         journal.close()
     return app.return_code or 0
 
@@ -269,6 +270,15 @@ def _exit_on_hangup() -> None:
 
     for sig in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, leave)
+
+
+def _ignore_hangups() -> None:
+    """While we clean up after the app: a second hang-up must not cut the
+    cleanup short (the app's loop put SIGHUP back to its default on close)."""
+    import signal
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -295,9 +305,11 @@ def _demo(args: argparse.Namespace) -> int:
         app = IncidentConsole(cfg, read_only=getattr(args, "read_only", False),
                               theme_name=getattr(args, "theme", None) or cfg.chosen_theme,
                               faults=sandbox.faults, journal=journal)
+        app.cleanups.append(sandbox.stop)
         try:
             app.run()
         finally:
+            _ignore_hangups()
             journal.close()
             print(f"the demo's journal: {journal.path}\n"
                   f"  incident-console export --incident {journal.path}", file=sys.stderr)
