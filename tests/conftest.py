@@ -34,3 +34,20 @@ def fake():
     server = KubeFake(RECORDED).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def sessions():
+    """Opens extra client connections (the load the console watches)."""
+    import psycopg
+
+    opened: list = []
+
+    async def connect(dsn: str, autocommit: bool = True):
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=autocommit)
+        opened.append(conn)
+        return conn
+
+    yield connect
+    for conn in opened:
+        await conn.close()

@@ -69,18 +69,6 @@ def database(pg) -> str:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-@pytest.fixture
-async def sessions():
-    opened: list[psycopg.AsyncConnection] = []
-
-    async def connect(dsn: str) -> psycopg.AsyncConnection:
-        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-        opened.append(conn)
-        return conn
-
-    yield connect
-    for conn in opened:
-        await conn.close()
 
 
 @pytest.fixture

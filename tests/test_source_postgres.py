@@ -43,19 +43,6 @@ async def sources():
         await source.close()
 
 
-@pytest.fixture
-async def sessions():
-    """Opens extra client connections (the load the console watches)."""
-    opened: list[psycopg.AsyncConnection] = []
-
-    async def connect(dsn: str, autocommit: bool = True) -> psycopg.AsyncConnection:
-        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=autocommit)
-        opened.append(conn)
-        return conn
-
-    yield connect
-    for conn in opened:
-        await conn.close()
 
 
 def new_database(server: PostgresServer) -> str:
