@@ -277,13 +277,12 @@ class IncidentConsole(App):
             self.notify(f"could not show a reading of {message.snapshot.name}: {exc}", severity="error")
 
     def _take(self, snapshot: Snapshot) -> None:
-        message = SnapshotArrived(snapshot)
-        pane = self.pane_for(message.snapshot.kind)
+        pane = self.pane_for(snapshot.kind)
         if pane is not None:
-            pane.take(message.snapshot)
+            pane.take(snapshot)
             self._label_tabs()
-        self.latest[message.snapshot.key] = message.snapshot
-        changes = self.transitions.observe(message.snapshot)
+        self.latest[snapshot.key] = snapshot
+        changes = self.transitions.observe(snapshot)
         if changes and self.scribe is not None:
             for kind, data in changes:
                 self.scribe.record(kind, **data)
