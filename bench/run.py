@@ -8,7 +8,7 @@ Takes ~10 minutes (~8 with --quick). Needs PostgreSQL server binaries, pgbench
 and redis-server; pg_activity is optional (pip install pg_activity).
 
 Starts its own PostgreSQL (pg_stat_statements preloaded) and Redis with
-console.sandbox, two demo HTTP services (/health and /metrics) and a fake
+console.demo.servers, two demo HTTP services (/health and /metrics) and a fake
 Kubernetes API, so all six panes are live; puts a light load on them (pgbench
 -i, then 4 clients at 20 tps; ~45 idle sessions; Redis at ~100 ops/s in DB 1
 from a thread); writes a config; then measures, in a 120x40 pseudo-terminal:
@@ -141,8 +141,8 @@ class RedisLoad:
 class Systems:
     def __init__(self, root: Path) -> None:
         from console.demo.service import DemoService
-        from console.kubefake import KubeFake
-        from console.sandbox import PostgresServer, RedisServer
+        from console.demo.kubefake import KubeFake
+        from console.demo.servers import PostgresServer, RedisServer
 
         self.root = root
         self.pg = PostgresServer(max_connections=100).start()

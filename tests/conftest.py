@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from console.kubefake import KubeFake
-from console.sandbox import PostgresServer, RedisServer
+from console.demo.kubefake import KubeFake
+from console.demo.servers import PostgresServer, RedisServer
 
 # Recorded Kubernetes API answers, shipped with the demo.
 RECORDED = Path(__file__).resolve().parent.parent / "console" / "demo" / "k8s"

@@ -9,7 +9,7 @@ import pytest
 
 from console import config
 from console.app import IncidentConsole
-from console.sandbox import RedisServer
+from console.demo.servers import RedisServer
 from console.sources.base import State
 from console.widgets.postgres import PostgresPane
 from console.widgets.redis import RedisPane

@@ -12,7 +12,7 @@ import pytest
 from console import config
 from console.app import IncidentConsole
 from console.incident.journal import Journal
-from console.sandbox import PostgresServer
+from console.demo.servers import PostgresServer
 from console.widgets.playbook import PlaybookPane
 from screen import wait
 

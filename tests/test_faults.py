@@ -20,8 +20,8 @@ import redis as redis_sync
 
 from console import config
 from console.app import IncidentConsole
-from console.kubefake import KubeFake
-from console.sandbox import PostgresServer, RedisServer
+from console.demo.kubefake import KubeFake
+from console.demo.servers import PostgresServer, RedisServer
 from console.sources.base import State
 from console.widgets.error_rates import ErrorRatesPane
 from console.widgets.postgres import PostgresPane

@@ -11,7 +11,7 @@ import pytest
 HEADLESS = ["console.config", "console.sources", "console.sources.base", "console.sources.postgres",
             "console.sources.redis", "console.sources.http", "console.sources.errors",
             "console.sources.kubernetes", "console.thresholds", "console.readings", "console.text",
-            "console.sandbox", "console.demo.sandbox", "console.cli", "console.playbooks",
+            "console.demo.servers", "console.demo.sandbox", "console.cli", "console.playbooks",
             "console.playbooks.importer", "console.playbooks.runner", "console.incident.journal",
             "console.incident.export", "console.incident.storage", "console.incident.state",
             "console.incident.updates", "console.transitions", "console.scribe", "console.playbook_desk"]

@@ -20,7 +20,7 @@ import redis
 from console import config
 from console.playbooks import Condition, Playbook, check, load_playbooks
 from console.playbooks.importer import import_markdown
-from console.playbooks.readonly import http_is_read_only, kubernetes_is_read_only, redis_is_read_only, sql_is_read_only
+from console.readonly import http_is_read_only, kubernetes_is_read_only, redis_is_read_only, sql_is_read_only
 from console.sources.base import Snapshot, State
 from test_config import GOOD as DESIGN_EXAMPLE
 

@@ -3,7 +3,7 @@
 PostgreSQL and Redis are real servers started here (this file terminates
 backends, fills every connection slot and flushes databases, so it does not
 share the session servers). Kubernetes is the real client against
-:class:`console.kubefake.KubeFake`; ``kubectl rollout undo`` needs an API
+:class:`console.demo.kubefake.KubeFake`; ``kubectl rollout undo`` needs an API
 server the fake does not imitate (discovery, ReplicaSet history), so a stub
 ``kubectl`` on PATH records the argv it was given. Commands run in real bash.
 """
@@ -24,11 +24,11 @@ import redis
 from hypothesis import given, settings, strategies as st
 
 from console.config import KubernetesTarget, PostgresTarget, RedisTarget, ServiceTarget, parse
-from console.playbooks import readonly
+from console import readonly
 from console.playbooks.model import Playbook, Step
 from console.playbooks.runner import (MAX_BYTES, MAX_LINES, Refused, StepRunner, mutating_paths, render_shell,
                                       shell_placeholders)
-from console.sandbox import PostgresServer, RedisServer
+from console.demo.servers import PostgresServer, RedisServer
 from console.sources import postgres as pg_source
 from console.sources.base import ProbeError, bounded_poll
 from console.sources.http import HealthCheck
@@ -215,7 +215,7 @@ async def test_a_write_that_slips_past_the_check_is_refused_by_postgresql(pg, da
     with psycopg.connect(pg.dsn(database), autocommit=True) as conn:
         conn.execute("CREATE TABLE victims AS SELECT 1 AS id; CREATE SEQUENCE numbers")
     # The check is switched off: only the read-only transaction stands.
-    monkeypatch.setattr(readonly, "sql_is_read_only", lambda text: None)
+    monkeypatch.setattr("console.sources.postgres.sql_is_read_only", lambda text: None)
     monkeypatch.setattr("console.playbooks.runner.sql_is_read_only", lambda text: None)
 
     result = await runner_for(primary).probe(BOOK, probe("sql", query))

@@ -16,7 +16,7 @@ import redis as redis_sync
 from console import config
 from console.app import IncidentConsole
 from console.incident.journal import Journal
-from console.sandbox import PostgresServer, RedisServer
+from console.demo.servers import PostgresServer, RedisServer
 from console.sources.base import State
 from console.widgets.postgres import PostgresPane
 from console.widgets.redis import RedisPane

@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 from console.config import PrometheusTarget, ServiceTarget
-from console.sandbox import free_port
+from console.demo.servers import free_port
 from console.sources.base import State, bounded_poll
 from console.sources.errors import (
     DEFAULT_QUERIES, FIRST_SCRAPE, MalformedExposition, PrometheusErrors, ScrapedErrors,

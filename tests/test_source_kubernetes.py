@@ -1,7 +1,7 @@
 """The Kubernetes source: the real client against recorded API responses.
 
 There is no API server here, so the real ``kubernetes`` client talks HTTP to
-:class:`console.kubefake.KubeFake` through a kubeconfig written per test. The
+:class:`console.demo.kubefake.KubeFake` through a kubeconfig written per test. The
 recorded namespace ``app`` (console/demo/k8s/) holds: Deployment ``api`` 3/3 (one
 restart), Deployment ``worker`` 1/3 (a pod in CrashLoopBackOff after
 OOMKilled, restartCount 7, and a pod Pending as Unschedulable), StatefulSet
@@ -24,8 +24,8 @@ from types import MappingProxyType
 import pytest
 
 from console.config import KubernetesTarget
-from console.kubefake import RECORDED_AT, TOKEN, KubeFake, load_responses
-from console.sandbox import free_port
+from console.demo.kubefake import RECORDED_AT, TOKEN, KubeFake, load_responses
+from console.demo.servers import free_port
 from console.sources.base import Backoff, State, bounded_poll, utcnow
 from console.sources.kubernetes import MAX_MESSAGE, WorkloadWatch, summarize
 
@@ -277,7 +277,7 @@ async def test_live_fake_moves_recorded_times_to_now(tmp_path):
 
 
 def test_importing_the_source_imports_neither_kubernetes_nor_textual():
-    code = ("import sys, console.sources.kubernetes, console.kubefake; "
+    code = ("import sys, console.sources.kubernetes, console.demo.kubefake; "
             "print(sorted(m for m in ('kubernetes', 'textual') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

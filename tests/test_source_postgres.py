@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from console.config import PostgresTarget
-from console.sandbox import PostgresServer, free_port
+from console.demo.servers import PostgresServer, free_port
 from console.sources.base import Snapshot, State, bounded_poll
 from console.sources.postgres import APPLICATION, PostgresSource
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from console.config import RedisTarget
-from console.sandbox import RedisServer, free_port
+from console.demo.servers import RedisServer, free_port
 from console.sources.base import State, bounded_poll
 from console.sources.redis import COUNTERS, RedisSource, _hit_rate, _rates, _Reading
 

@@ -10,7 +10,7 @@ import time
 import psycopg
 import pytest
 
-from console.sandbox import PostgresServer, RedisServer
+from console.demo.servers import PostgresServer, RedisServer
 
 
 def _status(config_path, *args: str) -> tuple[int, str, float]:

@@ -24,7 +24,7 @@ import redis as redis_sync
 from console import config
 from console.app import IncidentConsole
 from console.incident.journal import Journal
-from console.kubefake import KubeFake, load_responses
+from console.demo.kubefake import KubeFake, load_responses
 from console.widgets.postgres import PostgresPane
 from console.widgets.services import ServicesPane
 from httpfaults import FaultServer, Reply

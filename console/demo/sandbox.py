@@ -32,9 +32,9 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from console.kubefake import KubeFake
+from console.demo.kubefake import KubeFake
 from console.demo.service import DemoService
-from console.sandbox import PostgresServer, RedisServer
+from console.demo.servers import PostgresServer, RedisServer
 from console.sources.base import describe_error
 
 K8S_RECORDED = Path(__file__).resolve().parent / "k8s"

@@ -17,7 +17,7 @@ from console import located
 from console.located import Document, Invalid, Problem
 from console.playbooks.model import (ACTIONS, OPS, PROBE_KINDS, SOURCE_KINDS, STEP_KINDS, Condition, Playbook,
                                      Step, is_template, placeholders)
-from console.playbooks.readonly import (http_is_read_only, kubernetes_is_read_only, redis_argv,
+from console.readonly import (http_is_read_only, kubernetes_is_read_only, redis_argv,
                                         redis_is_read_only, sql_is_read_only)
 from console.thresholds import KNOWN_METRICS
 

@@ -18,7 +18,7 @@ import shlex
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from console.playbooks.readonly import (KUBERNETES_READS, http_is_read_only, redis_is_read_only,
+from console.readonly import (KUBERNETES_READS, http_is_read_only, redis_is_read_only,
                                         sql_is_read_only)
 
 _SQL_FIRST = re.compile(

@@ -1,6 +1,6 @@
 """Running playbook steps against live systems, and nothing more than asked.
 
-Probes read. SQL is checked by :mod:`console.playbooks.readonly` and then runs
+Probes read. SQL is checked by :mod:`console.readonly` and then runs
 in a read-only transaction with a statement timeout on the source's held
 connection, so PostgreSQL refuses a write the check missed; Redis probes pass
 the read-command allow-list again at the source; HTTP probes are bounded GETs;
@@ -32,7 +32,7 @@ from typing import Any, Awaitable, Callable, Mapping, NoReturn, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from console.playbooks.model import ACTIONS, PROBE_KINDS, SOURCE_KINDS, TEMPLATE, Playbook, Step
-from console.playbooks.readonly import http_request, kubernetes_read, redis_argv, redis_is_read_only, sql_is_read_only
+from console.readonly import http_request, kubernetes_read, redis_argv, redis_is_read_only, sql_is_read_only
 from console.sources.base import ProbeError, Source, describe_error, utcnow
 from console.text import inert
 

@@ -42,7 +42,7 @@ METRIC_KEYS = ("workloads", "unavailable_replicas", "pods_not_ready", "restarts"
 # Waiting reasons that mean a container will not come up without help;
 # ContainerCreating and PodInitializing are only slow.
 # What a probe may read: the client's API class, its list call, and whether
-# it is namespaced (the names match console.playbooks.readonly.KUBERNETES_READS).
+# it is namespaced (the names match console.readonly.KUBERNETES_READS).
 READABLE = {
     "pods": ("CoreV1Api", "list_namespaced_pod", True),
     "events": ("CoreV1Api", "list_namespaced_event", True),

@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from console.config import PostgresTarget
+from console.readonly import sql_is_read_only
 from console.sources.base import Backoff, ProbeError, Snapshot, State, unreachable, utcnow
 
 APPLICATION = "incident-console"
@@ -149,8 +150,6 @@ class PostgresSource:
         The held connection is the one that still works when the server is
         out of connection slots, which is when probes are needed most.
         """
-        from console.playbooks.readonly import sql_is_read_only
-
         reason = sql_is_read_only(sql)
         if reason is not None:
             raise ProbeError(f"refused: {reason}")

@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from console.config import RedisTarget
+from console.readonly import redis_is_read_only
 from console.sources.base import Backoff, ProbeError, Snapshot, State, describe_error, unreachable, utcnow
 
 CLIENT_NAME = "incident-console"
@@ -66,8 +67,6 @@ class RedisSource:
 
     async def probe(self, argv: Sequence[str], timeout: float) -> Any:
         """The reply to one read command, parsed by redis-py, on the held connection."""
-        from console.playbooks.readonly import redis_is_read_only
-
         reason = redis_is_read_only(list(argv))
         if reason is not None:
             raise ProbeError(f"refused: {reason}")
