@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from console.sources.base import Breach, Snapshot, State
+from console.vocabulary import Breach, Snapshot, State
 
 
 @dataclass(frozen=True)

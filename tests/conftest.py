@@ -51,3 +51,24 @@ async def sessions():
     yield connect
     for conn in opened:
         await conn.close()
+
+
+# ---- markers: a quick subset for work in progress -----------------------------
+# `-m quick` runs what needs no server, no subprocess storm and no kill -9 loop
+# (under a minute); the full suite runs everything. A module that starts real
+# servers anywhere is `servers` as a whole: cheaper to keep right than per test.
+_SERVER_WORDS = ("PostgresServer", "RedisServer", "DemoSandbox", "pg_server", "redis_server", "KubeFake",
+                 "FaultServer", "prometheus", "create_subprocess_exec", "subprocess.run")
+
+
+def pytest_collection_modifyitems(config, items):
+    texts: dict[str, str] = {}
+    for item in items:
+        path = str(item.path)
+        if path not in texts:
+            texts[path] = Path(path).read_text(encoding="utf-8")
+        if any(word in texts[path] for word in _SERVER_WORDS) or {"pg_server", "redis_server", "fake"} & set(
+                item.fixturenames):
+            item.add_marker(pytest.mark.servers)
+        if not any(m.name in ("servers", "slow") for m in item.iter_markers()):
+            item.add_marker(pytest.mark.quick)

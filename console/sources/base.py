@@ -1,4 +1,5 @@
-"""What every source returns: an immutable snapshot of one monitored thing.
+"""What every source is: something polled for an immutable snapshot (the
+snapshot itself is in :mod:`console.vocabulary`).
 
 Sources know nothing of Textual. A source's ``poll()`` is a coroutine that
 returns a :class:`Snapshot`; :func:`bounded_poll` puts a deadline on it so a
@@ -8,119 +9,13 @@ hung server turns into an ``unreachable`` snapshot instead of a hung caller.
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Mapping, Protocol
+from typing import Protocol
 
-from console.frozen import freeze, thaw
+from console.vocabulary import Breach, ProbeError, Snapshot, State, unreachable, utcnow
 
-
-class State(str, enum.Enum):
-    OK = "ok"
-    WARNING = "warning"
-    CRITICAL = "critical"
-    UNREACHABLE = "unreachable"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-    def worst(self, other: "State") -> "State":
-        return self if self.rank >= other.rank else other
-
-
-_RANK = {State.OK: 0, State.WARNING: 1, State.CRITICAL: 2, State.UNREACHABLE: 3}
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-
-
-@dataclass(frozen=True)
-class Breach:
-    """A metric past its threshold: what the state was computed from."""
-
-    metric: str
-    value: float
-    limit: float
-    state: State
-
-    def describe(self) -> str:
-        return f"{self.metric}={_short(self.value)} ≥ {_short(self.limit)}"
-
-
-def _short(value: float) -> str:
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.3g}"
-    return str(int(value)) if isinstance(value, float) else str(value)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One reading of one source.
-
-    ``metrics`` keep the monitored system's own vocabulary and hold only
-    JSON-able scalars and small mappings; ``details`` holds rows for panes
-    (sessions, workloads, events) as tuples of mappings. Both are frozen.
-    """
-
-    kind: str
-    name: str
-    state: State
-    taken_at: datetime
-    error: str | None = None
-    latency_ms: float | None = None
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    details: Mapping[str, Any] = field(default_factory=dict)
-    breaches: tuple[Breach, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", freeze(self.metrics))
-        object.__setattr__(self, "details", freeze(self.details))
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.kind, self.name)
-
-    @property
-    def reachable(self) -> bool:
-        return self.state is not State.UNREACHABLE
-
-    def with_state(self, state: State, breaches: tuple[Breach, ...] = ()) -> "Snapshot":
-        return replace(self, state=state, breaches=breaches)
-
-    def to_json(self) -> dict[str, Any]:
-        """The per-source object of ``status --json`` (a contract)."""
-        out: dict[str, Any] = {
-            "kind": self.kind,
-            "name": self.name,
-            "state": self.state.value,
-            "error": self.error,
-            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
-            "checked_at": self.taken_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "metrics": thaw(self.metrics),
-        }
-        if self.breaches:
-            out["breaches"] = [
-                {"metric": b.metric, "value": b.value, "limit": b.limit, "state": b.state.value}
-                for b in self.breaches
-            ]
-        return out
-
-
-
-
-def unreachable(kind: str, name: str, error: str, metrics: Mapping[str, Any] | None = None) -> Snapshot:
-    return Snapshot(kind=kind, name=name, state=State.UNREACHABLE, taken_at=utcnow(),
-                    error=error, metrics=metrics or {})
-
-
-class ProbeError(Exception):
-    """A probe or action got no answer: one line for the operator, no traceback."""
+__all__ = ["Breach", "ProbeError", "Snapshot", "State", "unreachable", "utcnow", "Source", "bounded_poll",
+           "describe_error", "one_line", "Backoff"]
 
 
 class Source(Protocol):

@@ -1,0 +1,271 @@
+"""The incident, headless: everything the console decides, with no screen.
+
+The App, ``incident-console note`` and ``status`` all go through one
+:class:`IncidentSession`. It holds the journal (the single record), turns
+readings into journal events (crossings, automatic ticks, suggestions),
+declares and advances the incident, and decides what a playbook step
+request means (tick, copy, probe, confirm, refuse). It imports no Textual:
+its tests run without Pilot, and the App only wires keys and screens to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping
+
+from console.incident.crossings import Crossings
+from console.incident.journal import ROLES, STATUSES, Event, Journal
+from console.incident.state import SCHEMES, Incident
+from console.vocabulary import Snapshot
+
+SEVERITIES = frozenset(level.code for scheme in SCHEMES for level in scheme.levels)
+DEFAULT_SEVERITY = "P2"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one reading changed: journaled events, automatic ticks, and
+    playbooks whose conditions started to hold."""
+
+    events: tuple[Event, ...] = ()
+    ticks: tuple[str, ...] = ()
+    suggestions: tuple[Any, ...] = ()
+
+    @property
+    def journaled(self) -> bool:
+        return bool(self.events or self.ticks)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What a request on a playbook step means.
+
+    ``how`` is one of ``tick``/``untick`` (done: journaled), ``copy`` (ask the
+    values, then copy the command), ``probe`` (run it, show the output),
+    ``confirm`` (ask the values, then a typed confirmation, then run) or
+    ``refuse`` (``why`` says why; read-only refusals are journaled by the
+    runner when it is asked)."""
+
+    how: str
+    why: str | None = None
+
+
+class Refusal(Exception):
+    """A request the incident's state does not allow; the message says why."""
+
+
+class IncidentSession:
+    def __init__(self, config: Any, journal: Journal | None = None,
+                 clock: Callable[[], datetime] | None = None, read_only: bool = False) -> None:
+        self.config = config
+        self.journal = journal
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.read_only = read_only
+        self.latest: dict[tuple[str, str], Snapshot] = {}
+        self.crossings = Crossings()
+        if journal is not None:
+            self.crossings.remember(journal.events())
+        self.desk = None    # playbooks, loaded with load_playbooks() off the event loop
+        self.runner = None  # built when the sources are
+        self._told: str | None = None
+        self._incident: tuple[tuple, Incident] | None = None
+
+    # ---- the journal -------------------------------------------------------
+    def record(self, kind: str, /, **data: Any) -> Event | None:
+        if self.journal is None:
+            return None
+        return self.journal.append(kind, **data)
+
+    def refresh(self) -> bool:
+        """True when others wrote, or a pending write landed or failed anew."""
+        if self.journal is None:
+            return False
+        news = self.journal.refresh()
+        return bool(news) or self.journal.write_error != self._told
+
+    def events(self) -> tuple[Event, ...]:
+        return self.journal.events() if self.journal is not None else ()
+
+    def incident(self, now: datetime | None = None) -> Incident:
+        """The incident as of ``now``. Replayed only when events were added
+        (2,000 events take ~20 ms); the clock alone just moves ``now``."""
+        now = now or self.clock()
+        events = self.events()
+        cached = self._incident
+        if cached is None or cached[0] is not events:
+            self._incident = (events, Incident.from_events(events, now))
+        elif cached[1].now != now:
+            self._incident = (events, replace(cached[1], now=now))
+        return self._incident[1]
+
+    def problem(self) -> str | None:
+        """The journal's write error, once each time it changes."""
+        error = self.journal.write_error if self.journal is not None else None
+        if error == self._told:
+            return None
+        self._told = error
+        return error
+
+    # ---- readings ----------------------------------------------------------
+    def observe(self, snapshot: Snapshot) -> Observation:
+        """Take a reading: journal what crossed, tick what live data shows,
+        and name the playbooks whose conditions started to hold."""
+        self.latest[snapshot.key] = snapshot
+        events = tuple(e for e in (self.record(kind, **data) for kind, data in self.crossings.observe(snapshot))
+                       if e is not None)
+        if self.desk is None:
+            return Observation(events)
+        readings = tuple(self.latest.values())
+        suggestions = tuple(self.desk.newly_suggested(readings))
+        return Observation(events, self._auto_ticks(readings), suggestions)
+
+    def _auto_ticks(self, readings: tuple[Snapshot, ...]) -> tuple[str, ...]:
+        if self.journal is None:
+            return ()
+        incident = self.incident()
+        playbook = self.desk.active(incident)
+        if playbook is None:
+            return ()
+        due = tuple(self.desk.due_auto_ticks(playbook, incident, readings))
+        for step_id in due:
+            self.record("playbook.tick", playbook=playbook.id, step=step_id, auto=True)
+        return due
+
+    # ---- the incident's life -------------------------------------------------
+    def declare(self, answer: str) -> None:
+        """``P1 Checkout returns 502``: severity first, else the default."""
+        text = answer.strip()
+        if not text:
+            raise Refusal("an incident needs a title")
+        severity, _, title = text.partition(" ")
+        if severity.upper() not in SEVERITIES or not title.strip():
+            severity, title = DEFAULT_SEVERITY, text
+        self.record("incident.declared", title=title.strip(), severity=severity.upper())
+        self.record("incident.status", status=STATUSES[0])
+
+    def advance_status(self) -> str:
+        """The next status, journaled; returns it."""
+        incident = self.incident()
+        if not incident.declared:
+            raise Refusal("declare the incident first (D)")
+        current = incident.status or STATUSES[0]
+        if current == STATUSES[-1]:
+            raise Refusal("the incident is resolved")
+        following = STATUSES[STATUSES.index(current) + 1]
+        self.record("incident.status", status=following)
+        return following
+
+    def acknowledge(self) -> None:
+        self.record("incident.acknowledged")
+
+    def mitigated(self) -> None:
+        self.record("incident.mitigated")
+
+    def resolve(self) -> None:
+        self.record("incident.status", status=STATUSES[-1])
+
+    def set_severity(self, answer: str) -> None:
+        code = answer.strip().upper()
+        if code not in SEVERITIES:
+            raise Refusal(f"not a severity: {answer.strip()[:40]!r} (P0–P3 or SEV1–SEV4)")
+        self.record("incident.severity", severity=code)
+
+    def assign(self, role: str, person: str) -> None:
+        if role not in ROLES:
+            raise Refusal(f"not a role: {role!r} ({', '.join(ROLES)})")
+        self.record("incident.role", role=role, person=person.strip())
+
+    def me(self) -> str:
+        return (self.journal.operator.get("user") or "") if self.journal is not None else ""
+
+    # ---- notes -------------------------------------------------------------
+    def note(self, text: str) -> Event | None:
+        text = text.strip()
+        if not text:
+            return None
+        return self.journal.note(text) if self.journal is not None else None
+
+    def edit_note(self, note_id: str, how: str, text: str | None = None) -> None:
+        """Strike, pin (toggle) or correct a note; its history is kept."""
+        note = self.incident().note(note_id)
+        if note is None:
+            raise Refusal("only notes can be corrected, struck or pinned")
+        if how == "strike":
+            self.record("note.struck", note_id=note.id)
+        elif how == "pin":
+            self.record("note.pinned", note_id=note.id, pinned=not note.pinned)
+        elif how == "correct":
+            if text and text.strip() and text.strip() != note.text:
+                self.record("note.corrected", note_id=note.id, text=text.strip())
+        else:
+            raise ValueError(f"unknown note edit {how!r}")
+
+    def record_update(self, channel: str, text: str) -> None:
+        self.record("update.sent", channel=channel, text=text)
+
+    # ---- playbooks ---------------------------------------------------------
+    def load_playbooks(self) -> list:
+        """Load every playbook (slow: call it off the event loop); returns the
+        problems found, each with its file and line. A broken playbook never
+        stops the rest, nor the monitoring."""
+        from console.incident.desk import PlaybookDesk
+
+        self.desk = PlaybookDesk(self.config)
+        return list(self.desk.problems)
+
+    def attach(self, sources: Iterable[Any]) -> None:
+        """The step runner, once the sources exist."""
+        from console.playbooks.runner import StepRunner
+
+        by_key = {f"{s.kind}:{s.name}": s for s in sources}
+        record = self.journal.append if self.journal is not None else None
+        self.runner = StepRunner(self.config, by_key, record=record, read_only=self.read_only)
+
+    @property
+    def playbooks(self) -> tuple:
+        return tuple(self.desk.playbooks) if self.desk is not None else ()
+
+    @property
+    def suggested(self) -> frozenset[str]:
+        return frozenset(self.desk.suggested) if self.desk is not None else frozenset()
+
+    def active_playbook(self):
+        return self.desk.active(self.incident()) if self.desk is not None and self.journal is not None else None
+
+    def checklist(self) -> tuple[Any, Mapping[str, bool]] | None:
+        """The active playbook and which of its steps are ticked."""
+        playbook = self.active_playbook()
+        if playbook is None:
+            return None
+        incident = self.incident()
+        return playbook, {s.id: incident.ticked(playbook.id, s.id) for s in playbook.steps}
+
+    def start_playbook(self, playbook_id: str) -> Observation:
+        if self.desk is None or playbook_id not in self.desk.by_id:
+            raise Refusal(f"no playbook {playbook_id!r}")
+        self.record("playbook.started", playbook=playbook_id)
+        return Observation(ticks=self._auto_ticks(tuple(self.latest.values())))
+
+    def plan_step(self, playbook: Any, step: Any, how: str) -> StepPlan:
+        """What ``how`` (run, toggle, copy) on ``step`` means. A tick is
+        journaled here; everything else is for the caller to carry out."""
+        if how == "toggle" or (how == "run" and step.kind == "check"):
+            ticked = self.incident().ticked(playbook.id, step.id)
+            self.record("playbook.untick" if ticked else "playbook.tick", playbook=playbook.id,
+                        step=step.id, auto=False)
+            return StepPlan("untick" if ticked else "tick")
+        if how == "copy" or (how == "run" and step.kind == "command" and not step.runnable):
+            if not step.command:
+                return StepPlan("refuse", "this step has no command to copy")
+            return StepPlan("copy")
+        if step.kind == "probe":
+            return StepPlan("probe")
+        if self.read_only:
+            return StepPlan("refuse", "read-only: actions and commands are refused")
+        return StepPlan("confirm")
+
+    # ---- the end -----------------------------------------------------------
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
