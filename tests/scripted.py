@@ -18,6 +18,7 @@ class ScriptedSource:
         self.details = details or {}
         self.hang = False
         self.polls = 0
+        self.closed = False
 
     async def poll(self) -> Snapshot:
         self.polls += 1
@@ -26,7 +27,7 @@ class ScriptedSource:
         return Snapshot(self.kind, self.name, State.OK, utcnow(), metrics=self.metrics, details=self.details)
 
     async def close(self) -> None:
-        pass
+        self.closed = True
 
 
 class Clock:

@@ -102,8 +102,12 @@ async def test_unchanged_reading_redraws_nothing():
 
 
 async def test_q_quits_and_closes_sources():
-    app = IncidentConsole(CFG, sources=[_redis_source()])
+    source = _redis_source()
+    app = IncidentConsole(CFG, sources=[source])
     async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot, lambda: source.polls > 0)
+        assert not source.closed
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
+    assert source.closed

@@ -5,6 +5,7 @@ ticking when connections drop, every step journaled."""
 
 from __future__ import annotations
 
+import time
 
 import psycopg
 import pytest
@@ -17,8 +18,6 @@ from console.widgets.playbook import PlaybookPane
 from screen import wait
 
 BOOK = "postgres-pool-exhausted"
-
-
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +43,20 @@ def _console(pg, tmp_path, read_only=False):
     return IncidentConsole(cfg, journal=journal, read_only=read_only), journal
 
 
+def _connect_once_freed(dsn: str, within_s: float = 10.0) -> psycopg.Connection:
+    """A client closing its connection returns at once, but its backend frees
+    the slot a moment later: connecting straight away sometimes finds the
+    server still full."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return psycopg.connect(dsn)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _step_row(app, step_id: str) -> int:
     return [s.id for s in app.desk.by_id[BOOK].steps].index(step_id)
 
@@ -58,7 +71,7 @@ async def _select(pilot, app, step_id: str) -> None:
 async def test_walk_through_an_exhausted_pool(pg, tmp_path):
     held = _exhaust(pg)
     held.pop().close()  # make room for a stuck worker, which will sit in a transaction
-    idle_tx = psycopg.connect(pg.dsn(user="app", application_name="stuck-worker"))
+    idle_tx = _connect_once_freed(pg.dsn(user="app", application_name="stuck-worker"))
     pid = str(idle_tx.info.backend_pid)
     app, journal = _console(pg, tmp_path)
     try:
