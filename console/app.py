@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping
 
+from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual import events
@@ -22,10 +23,11 @@ from textual.widgets import Footer, Input, Tab, Tabs
 
 from console import themes
 from console.config import Config
-from console.scribe import SEVERITIES, Scribe
+from console.scribe import SEVERITIES, Scribe, leaving
 from console.screens.prompt import Prompt
 from console.transitions import Transitions
 from console.sources.base import Snapshot
+from console.text import inert
 from console.widgets.error_rates import ErrorRatesPane
 from console.widgets.header import IncidentHeader
 from console.widgets.pane import LivePane
@@ -42,6 +44,13 @@ PANES = ("services", "errors", "postgres", "redis", "playbook", "timeline")
 GRID_ORDER = ("services", "errors", "playbook", "postgres", "redis", "timeline")
 # Below this size the panes are tabs: one at a time, the strip says which.
 GRID_MIN_SIZE = (120, 34)
+# A second q within this many seconds quits even with entries saved nowhere.
+FORCE_QUIT_SECONDS = 5.0
+
+
+def _inert_system_commands():
+    from console.screens.palette import InertSystemCommands  # imported when the palette first opens
+    return InertSystemCommands
 
 
 class SnapshotArrived(Message):
@@ -59,6 +68,7 @@ class IncidentConsole(App):
     CSS_PATH = "console.tcss"
     TITLE = "incident-console"
     ENABLE_COMMAND_PALETTE = True
+    COMMANDS = {_inert_system_commands}
     # The screen gets these classes as the terminal is resized; console.tcss
     # shows tabs below GRID_MIN_SIZE and the grid of six from there.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (GRID_MIN_SIZE[0], "-wide")]
@@ -102,17 +112,23 @@ class IncidentConsole(App):
         self._wake = asyncio.Event()
         self._theme_name = theme_name
         self.scribe = Scribe(journal, self.clock) if journal is not None else None
+        # Printed on the terminal after the app ends (where unwritten entries went).
+        self.exit_messages: list[str] = []
+        self.hung_up = False
+        self._force_quit_until = 0.0
         self.cleanups: list[Callable[[], object]] = []  # run if a hang-up must end the process hard
         self.transitions = Transitions()
         if journal is not None:
             self.transitions.remember(journal.events())
-        self.desk = None  # playbooks, loaded with the sources after the first frame
+        self.desk = None  # playbooks, loaded once the sources poll
+        self.playbooks_error: str | None = None  # why they could not be loaded at all
         self.runner = None
         self.latest: dict[tuple[str, str], Snapshot] = {}
         self.current_pane = PANES[0]
         self.zoomed = False
         self._tab_labels: dict[str, str] = {}
         self._filter_target: str | None = None
+        self._pane_pending = False  # a key asked for current_pane; the screen has not followed yet
         self._register_themes()
         if config.keymap:
             self.set_keymap(dict(config.keymap))
@@ -176,6 +192,9 @@ class IncidentConsole(App):
         self._tick()
         self.set_interval(1.0, self._tick)
         if self.scribe is not None:
+            for merged in self.scribe.journal.recovered:
+                self.notify(f"merged entries left unwritten by an earlier session from {merged}",
+                            title="journal", timeout=15)
             self._show_journal()
             # Other writers (a second console, `incident-console note`) show
             # within a second; one stat() when nothing changed.
@@ -218,6 +237,7 @@ class IncidentConsole(App):
         stopped even then, and the process ends."""
         import threading
 
+        self.hung_up = True  # nobody is there to confirm a quit
         self.call_later(self.action_quit)
         if not getattr(self, "_watchdog", None):
             self._watchdog = threading.Timer(5.0, self._leave_now)
@@ -230,6 +250,9 @@ class IncidentConsole(App):
         for cleanup in [self.scribe.close] if self.scribe is not None else []:
             try:
                 cleanup()
+                said = leaving(self.scribe.journal)
+                if said:
+                    os.write(2, said.encode("utf-8", "replace") + b"\n")
             except Exception:
                 pass
         for cleanup in self.cleanups:
@@ -250,12 +273,15 @@ class IncidentConsole(App):
             # Client libraries import slowly: build them off the event loop,
             # after the first frame is on screen.
             self.sources = await asyncio.to_thread(build_sources, self.config)
-        await self._start_playbooks()
         for pane in self.panes:
             pane.expect(sum(1 for s in self.sources if s.kind in pane.KINDS))
         for source in self.sources:
             self.run_worker(self._watch(source), name=f"poll {source.kind}:{source.name}",
                             group="poll", exit_on_error=False)
+        # Playbooks only once every source polls, in a worker of their own: a
+        # broken playbook file must never stop (or delay) monitoring.
+        self.run_worker(self._start_playbooks(), name="start-playbooks", group="playbooks",
+                        exit_on_error=False)
 
     async def _watch(self, source) -> None:
         from console.sources import poll_judged
@@ -311,8 +337,18 @@ class IncidentConsole(App):
         wake.set()
 
     def action_focus_pane(self, pane_id: str) -> None:
-        self._show_pane(pane_id)
-        self._pane(pane_id).table.focus()
+        # current_pane is the truth at once (a following `]` counts from it);
+        # the screen follows once, after the keys already read, so a burst of
+        # twelve switches restyles and refocuses once, not twelve times.
+        self.current_pane = pane_id
+        if not self._pane_pending:
+            self._pane_pending = True
+            self.call_later(self._bring_current_pane)
+
+    def _bring_current_pane(self) -> None:
+        self._pane_pending = False
+        self._show_pane(self.current_pane)
+        self._pane(self.current_pane).table.focus()
 
     def action_cycle_pane(self, step: int) -> None:
         self.action_focus_pane(PANES[(PANES.index(self.current_pane) + step) % len(PANES)])
@@ -332,20 +368,32 @@ class IncidentConsole(App):
         self.screen_stack[0].set_class(self.zoomed, "-zoomed")
 
     def _show_pane(self, pane_id: str) -> None:
+        """The one place the current pane changes; the `-current` classes and
+        the tab strip follow ``current_pane`` and never lead it."""
         self.current_pane = pane_id
         for other in PANES:
             self._pane(other).set_class(other == pane_id, "-current")
         tabs = self.screen_stack[0].query_one("#pane-tabs", Tabs)
         if tabs.active != f"tab-{pane_id}":
-            tabs.active = f"tab-{pane_id}"
+            # No echo: a TabActivated for our own change, arriving after a
+            # second queued switch, would switch back, focus, and ping-pong
+            # with on_descendant_focus forever (issue 10: `]]`, `123456`).
+            with tabs.prevent(Tabs.TabActivated):
+                tabs.active = f"tab-{pane_id}"
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        # Only a click on a tab gets here (_show_pane's own changes are not posted).
         pane_id = (event.tab.id or "").removeprefix("tab-")
         if pane_id in PANES and pane_id != self.current_pane:
             self.action_focus_pane(pane_id)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Focus moved by Tab or a mouse click: the pane it landed in is current.
+        # A focus that has already moved on (a burst of pane keys) is history,
+        # not a request: only where focus is now may pick the pane, and not
+        # while a pane key's request is still on its way to the screen.
+        if event.widget is not self.screen_stack[0].focused or self._pane_pending:
+            return
         for node in event.widget.ancestors_with_self:
             if node.has_class("pane") and node.id in PANES:
                 if node.id != self.current_pane:
@@ -377,7 +425,7 @@ class IncidentConsole(App):
         self._filter_target = self.current_pane
         box = self.query_one("#filter", Input)
         box.value = pane.table.filter_text
-        box.border_title = f"filter {self._tab_label(self.current_pane, '')}"
+        box.border_title = Text(f"filter {self._tab_label(self.current_pane, '')}")
         box.disabled = False
         box.display = True
         box.focus()
@@ -404,7 +452,8 @@ class IncidentConsole(App):
         pane = self._pane(self._filter_target)
         pane.table.set_filter(text)
         title = self._tab_label(self._filter_target, "")
-        pane.border_title = f"{title} · /{text}" if text.strip() else getattr(pane, "TITLE", title)
+        # Text, not str: a border title given as a str is parsed as markup.
+        pane.border_title = Text(f"{title} · /{inert(text, 60)}" if text.strip() else getattr(pane, "TITLE", title))
 
     def _close_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -455,6 +504,33 @@ class IncidentConsole(App):
         problem = self.scribe.problem()
         if problem:
             self.notify(problem, title="journal", severity="error", timeout=10)
+
+    def _journal_left_safely(self) -> bool:
+        """Whether quitting now loses no entry: all are written, or saved in
+        a recovery file (named on screen and on the terminal after exit).
+        If neither, the first q is refused and says why; a second within
+        FORCE_QUIT_SECONDS quits, printing the entries on the terminal."""
+        assert self.scribe is not None
+        n = self.scribe.unwritten()
+        if not n:
+            return True
+        try:
+            message = self.scribe.save_unwritten()
+        except OSError as exc:
+            now = time.monotonic()
+            if self.hung_up or now < self._force_quit_until:
+                self.exit_messages.append(leaving(self.scribe.journal) or "")
+                return True
+            self._force_quit_until = now + FORCE_QUIT_SECONDS
+            self.notify(f"Not quitting: {n} journal {'entry is' if n == 1 else 'entries are'} not written "
+                        f"({self.scribe.journal.write_problem}), and {exc}. Free some space and they are "
+                        f"written within seconds, or press q again within {FORCE_QUIT_SECONDS:.0f} s to quit "
+                        f"anyway: they will be printed on the terminal.",
+                        title="journal", severity="error", timeout=FORCE_QUIT_SECONDS)
+            return False
+        self.exit_messages.append(message)
+        self.notify(message, title="journal", severity="warning")
+        return True
 
     def _journal_refresh(self) -> None:
         if self.scribe is not None and self.scribe.refresh():
@@ -523,9 +599,21 @@ class IncidentConsole(App):
         from console.playbook_desk import PlaybookDesk
         from console.playbooks.runner import StepRunner
 
-        self.desk = await asyncio.to_thread(PlaybookDesk, self.config)
+        try:
+            self.desk = await asyncio.to_thread(PlaybookDesk, self.config)
+        except Exception as exc:  # load_playbooks reports problems; this is the backstop
+            from console.sources.base import describe_error
+
+            self.playbooks_error = f"playbooks not loaded: {describe_error(exc)}"
+            self.log.error(self.playbooks_error)
+            self.notify(self.playbooks_error + " (incident-console check lists the problems)",
+                        title="playbooks", severity="error", timeout=30)
+            return
         for problem in self.desk.problems[:3]:
             self.notify(str(problem), title="playbook problem", severity="warning", timeout=10)
+        if len(self.desk.problems) > 3:
+            self.notify(f"and {len(self.desk.problems) - 3} more: incident-console check lists them all",
+                        title="playbook problems", severity="warning", timeout=10)
         sources = {f"{s.kind}:{s.name}": s for s in self.sources or ()}
         record = self.scribe.record if self.scribe is not None else None
         self.runner = StepRunner(self.config, sources, record=record, read_only=self.read_only)
@@ -557,7 +645,7 @@ class IncidentConsole(App):
 
     def action_choose_playbook(self) -> None:
         if self.desk is None:
-            self.notify("playbooks are still loading", severity="warning")
+            self.notify(self.playbooks_error or "playbooks are still loading", severity="warning")
             return
         from console.screens.picker import PlaybookPicker
 
@@ -590,8 +678,11 @@ class IncidentConsole(App):
                 values = await self._ask_values(runner, step)
                 if values is None or not step.command:
                     return
-                self.copy_to_clipboard(runner.render_command(step, values))
-                self.notify("command copied to your clipboard (OSC 52)")
+                # The template with the values in, for a human to paste: the
+                # values passed the same check as for running, and are shown.
+                copied = runner.render_command(step, values)
+                self.copy_to_clipboard(copied)
+                self.notify(f"copied to your clipboard (OSC 52), check before pasting: {copied}", timeout=10)
             elif step.kind == "probe":
                 self.playbook_pane.show_output(step.id, "running…")
                 result = await runner.probe(playbook, step)
@@ -623,7 +714,7 @@ class IncidentConsole(App):
         if values is None:
             return
         expected = runner.expected_confirmation(step, values)
-        what = runner.render_command(step, values) if step.command else f"{step.action} {dict(values) or ''}"
+        what = runner.what_runs(step, values)  # the exact argv or script, and each value as data
         typed = await self.push_screen_wait(ConfirmTyped(f"{step.title}", what, expected))
         if typed is None:
             return
@@ -690,6 +781,8 @@ class IncidentConsole(App):
         self.push_screen(UpdateComposer(text_for), sent)
 
     async def action_quit(self) -> None:
+        if self.scribe is not None and not self._journal_left_safely():
+            return
         self.workers.cancel_group(self, "poll")
         if self.scribe is not None:
             self.scribe.close()
@@ -700,6 +793,31 @@ class IncidentConsole(App):
             except asyncio.TimeoutError:
                 pass  # a hung server must not keep the console open
         self.exit()
+
+    async def on_event(self, event: events.Event) -> None:
+        # Keys typed behind a quit arrive when the screens are gone: nothing
+        # is left for them to act on (Textual would raise ScreenStackError).
+        if isinstance(event, events.Key) and not self.screen_stack:
+            return
+        await super().on_event(event)
+
+    def pop_screen(self):
+        """Never the main screen: a burst of keys can close the same dialog
+        twice (Enter, then a queued Escape), and the console must survive it."""
+        if len(self.screen_stack) <= 1:
+            from textual.await_complete import AwaitComplete
+
+            self.log.warning("pop_screen with only the main screen left: ignored")
+            return AwaitComplete(asyncio.sleep(0))
+        return super().pop_screen()
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every toast goes through here, as inert text: messages carry playbook
+        titles, error bodies and paths, which Textual would parse as markup
+        (a live link, a clickable action, or a markup error)."""
+        super().notify(inert(message, 1000), title=inert(title, 100), severity=severity, timeout=timeout,
+                       markup=False)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -52,6 +52,63 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "console"
+    if command in ("console", "demo"):
+        return _run(command, args)  # the screen redacts in console.text.inert
+    # Everything this process writes goes through one redacting writer: tables,
+    # JSON, exports, `path:line` problems and error messages alike.
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Redacting(out), _Redacting(err)
+    try:
+        if command in ("note", "export"):
+            _know_secrets(args)
+        return _run(command, args)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = out, err
+
+
+class _Redacting:
+    """A text stream that masks configured secrets (:mod:`console.secrets`)
+    before they reach the real one. Whole lines are redacted at once, so a
+    secret written in two pieces (``json.dump`` writes token by token) is
+    still recognised."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self._line = ""
+
+    def write(self, text: str) -> int:
+        from console import secrets
+
+        self._line += text
+        if "\n" in self._line:
+            done, _, self._line = self._line.rpartition("\n")
+            self._stream.write(secrets.redact(done + "\n"))
+        return len(text)
+
+    def flush(self) -> None:
+        from console import secrets
+
+        if self._line:
+            self._stream.write(secrets.redact(self._line))
+            self._line = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _know_secrets(args: argparse.Namespace) -> None:
+    """Load the config, if there is one, only to learn its secrets: a note or
+    an export made from a shell must not show them either."""
+    try:
+        config_module.load(getattr(args, "config", None))
+    except (Invalid, OSError, ValueError):
+        pass
+
+
+def _run(command: str, args: argparse.Namespace) -> int:
     try:
         if command == "check":
             return _check(args)
@@ -82,7 +139,7 @@ def _load(args: argparse.Namespace) -> config_module.Config:
 
 def _check(args: argparse.Namespace) -> int:
     from console.playbook_desk import playbook_dirs
-    from console.playbooks import check, load_playbooks
+    from console.playbooks import load_playbooks
 
     try:
         cfg = _load(args)
@@ -93,14 +150,37 @@ def _check(args: argparse.Namespace) -> int:
         len(cfg.kubernetes.namespaces) if cfg.kubernetes else 0)
     print(f"{cfg.path}: ok ({count} sources)")
     dirs = playbook_dirs(cfg)
-    problems = check(dirs, cfg)
+    playbooks, problems = load_playbooks(dirs, cfg)  # once: a big playbook takes seconds
     for problem in problems:
         print(problem)
     if problems:
         return EXIT_USAGE
-    playbooks, _ = load_playbooks(dirs, cfg)
     print(f"{len(playbooks)} playbooks: ok ({', '.join(str(d) for d in dirs)})")
+    for warning in _role_warnings(cfg):
+        print(f"warning: {warning}")
     return EXIT_OK
+
+
+def _role_warnings(cfg: config_module.Config) -> list[str]:
+    """A warning per PostgreSQL source whose role can signal other sessions.
+
+    A server that does not answer is not a config error: it is skipped.
+    """
+    import asyncio
+
+    from console.sources.postgres import role_facts, role_warning
+
+    async def ask() -> list[object]:
+        return await asyncio.gather(*(role_facts(t.dsn, min(t.timeout, 2.0)) for t in cfg.postgres))
+
+    if not cfg.postgres:
+        return []
+    out = []
+    for target, facts in zip(cfg.postgres, asyncio.run(ask())):
+        warning = role_warning(facts) if isinstance(facts, dict) else None
+        if warning is not None:
+            out.append(f"postgres {target.name}: {warning}")
+    return out
 
 
 def _import_runbook(args: argparse.Namespace) -> int:
@@ -116,18 +196,60 @@ def _import_runbook(args: argparse.Namespace) -> int:
 
 
 def _write(text: str, output: str | None, what: str) -> int:
-    """``text`` to the file ``output`` names, else to standard output."""
+    """``text`` to the file ``output`` names, else to standard output. A
+    regular file is replaced whole or not at all (a temporary renamed over
+    it: a full disk leaves the old one); a FIFO or ``/dev/stdout`` is
+    written to as it is."""
+    from console import secrets
+
     if not output:
         sys.stdout.write(text)
         return EXIT_OK
     try:
-        with open(output, "w", encoding="utf-8") as out:
-            out.write(text)
+        _replace_file(output, secrets.redact(text).encode("utf-8"))
     except OSError as exc:
         print(f"error: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote {what} to {output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _replace_file(output: str, data: bytes) -> None:
+    import os
+    import secrets as random
+    import stat
+
+    target = os.path.realpath(output)  # through a symlink, not over it
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(21, "is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(target, "wb") as out:  # a pipe or a terminal: no rename there
+            out.write(data)
+        return
+    tmp = f"{os.path.dirname(target)}/.{os.path.basename(target)}.{random.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        if st is not None:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, target)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -181,19 +303,40 @@ def _incident_path(args: argparse.Namespace):
 
     from console import paths
 
+    from console.incident.storage import JournalPathRefused, journal_path
+
     given = getattr(args, "incident", None)
     path = Path(given) if given else paths.default_incident()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # A symlink is written through to its target; a FIFO, device,
+        # directory or a path under a file is refused, never opened.
+        path = journal_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except JournalPathRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    except OSError as exc:
+        print(f"error: {path}: cannot make its directory: {exc.strerror or exc}", file=sys.stderr)
+        return None
     return path
 
 
 def _open_journal(path, interactive: bool):
-    """The journal at ``path``. An unreadable file is never overwritten: it is
-    set aside (renamed) only when the operator says so."""
+    """The journal at ``path`` (None: ``_incident_path`` refused it). An
+    unreadable file is never overwritten: it is set aside (renamed) only when
+    the operator says so."""
     from console.incident.journal import Journal, JournalUnreadable, set_aside
 
+    if path is None:
+        return None
     try:
-        return Journal(path)
+        journal = Journal(path)
+        for merged in journal.recovered:
+            print(f"merged entries left unwritten by an earlier session from {merged}", file=sys.stderr)
+        return journal
+    except OSError as exc:  # refused (not a regular file), or cannot be read
+        print(f"error: {exc if exc.strerror is None else f'{path}: {exc.strerror}'}", file=sys.stderr)
+        return None
     except JournalUnreadable as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("The file was not changed.", file=sys.stderr)
@@ -209,18 +352,48 @@ def _open_journal(path, interactive: bool):
 
 
 def _note(args: argparse.Namespace) -> int:
-    journal = _open_journal(_incident_path(args), interactive=False)
-    if journal is None:
+    """One entry, appended without reading the journal (see write_event).
+    When it cannot be written, it goes to a recovery file that the next
+    console, note or export on this journal merges back; the message says
+    which of the two happened, and exit 1 either way."""
+    from console.incident.journal import (JournalPathRefused, JournalUnreadable, current_operator, new_event,
+                                          parse_tags, utcnow, write_event)
+    from console.incident.recovery import save
+
+    path = _incident_path(args)
+    if path is None:
         return EXIT_USAGE
+    text = " ".join(args.text)
+    event = new_event("note", current_operator(), utcnow(), text=text, tags=parse_tags(text), pinned=False)
     try:
-        event = journal.note(" ".join(args.text))
-        if journal.pending:
-            print(f"error: {journal.write_error}", file=sys.stderr)
-            return EXIT_UNHEALTHY
-        print(f"noted at {event.at:%H:%M:%S} UTC in {journal.path}")
+        where = write_event(path, event)
+    except JournalPathRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, JournalUnreadable) as exc:
+        why = _why_not_written(exc)
+    else:
+        print(f"noted at {event.at:%H:%M:%S} UTC in {where}")
         return EXIT_OK
-    finally:
-        journal.close()
+    try:
+        saved = save(path, [event.to_document()])
+    except OSError as exc:
+        print(f"error: the entry was NOT saved: not written to {path} ({why}), and {exc}.\n"
+              f"Here it is, to keep: {event.at:%Y-%m-%d %H:%M:%S} UTC {event.data['text']}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    print(f"error: not written to {path}: {why}.\nThe entry is in {saved}; it goes into the journal "
+          f"the next time the console, note or export opens it.", file=sys.stderr)
+    return EXIT_UNHEALTHY
+
+
+def _why_not_written(exc: BaseException) -> str:
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"disk full ({exc.strerror})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -228,8 +401,14 @@ def _export(args: argparse.Namespace) -> int:
     from console.sources.base import utcnow
 
     path = _incident_path(args)
+    if path is None:
+        return EXIT_USAGE
     if not path.exists():
         print(f"error: {path}: no incident journal here", file=sys.stderr)
+        return EXIT_USAGE
+    refused = _not_over_a_journal(args.output, path)
+    if refused:
+        print(f"error: {args.output}: {refused}; nothing written", file=sys.stderr)
         return EXIT_USAGE
     journal = _open_journal(path, interactive=False)
     if journal is None:
@@ -240,6 +419,29 @@ def _export(args: argparse.Namespace) -> int:
         journal.close()
     text = journal_json(events) if args.format == "json" else postmortem_markdown(events, utcnow())
     return _write(text, args.output, "the journal" if args.format == "json" else "the post-mortem")
+
+
+def _not_over_a_journal(output: str | None, journal) -> str | None:
+    """Why ``output`` must not be written with an export: it is the journal
+    (through a symlink or a hard link), or another journal; None if it may."""
+    import os
+
+    if not output:
+        return None
+    try:
+        if os.path.samefile(output, journal):
+            return f"is the journal itself ({journal})"
+        if not os.path.isfile(output):  # a pipe is not read here: it would block
+            return None
+        with open(os.path.realpath(output), "rb", buffering=0) as existing:
+            head = existing.read(64)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    except OSError as exc:
+        return f"cannot be checked: {exc.strerror or exc}"
+    if head.replace(b" ", b"").startswith((b'{\n"events":{', b'{"events":{', b'{\n"_default":{', b'{"_default":{')):
+        return "is an incident journal; an export never overwrites one"
+    return None
 
 
 def _console(args: argparse.Namespace) -> int:
@@ -256,8 +458,20 @@ def _console(args: argparse.Namespace) -> int:
         app.run()
     finally:
         _ignore_hangups()
-        journal.close()
+        _leave_journal(journal, app)
     return app.return_code or 0
+
+
+def _leave_journal(journal, app) -> None:
+    """Close the journal; say on the terminal where unwritten entries went
+    (the app saved them at quit), or save them now if the app did not get
+    to (it crashed), or print them if they can be saved nowhere."""
+    from console.scribe import leaving
+
+    journal.close()
+    for message in [*getattr(app, "exit_messages", ()), leaving(journal)]:
+        if message:
+            print(message, file=sys.stderr)
 
 
 def _exit_on_hangup() -> None:
@@ -310,7 +524,7 @@ def _demo(args: argparse.Namespace) -> int:
             app.run()
         finally:
             _ignore_hangups()
-            journal.close()
+            _leave_journal(journal, app)
             print(f"the demo's journal: {journal.path}\n"
                   f"  incident-console export --incident {journal.path}", file=sys.stderr)
         return app.return_code or 0

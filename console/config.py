@@ -7,15 +7,17 @@ environment so that secrets stay out of the file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 from console import located, paths
+from console import secrets as secret_values
 from console.located import Document, Invalid, Problem
 from console.thresholds import DEFAULTS, KNOWN_METRICS, Limit, merged
 
@@ -24,6 +26,8 @@ ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # A credential written into the file itself rather than taken from ${ENV}.
 LITERAL_SECRET = re.compile(r"://[^/\s:@]*:(?!\$\{)[^@\s]+@|\bpassword\s*[=:]\s*(?!\$\{)[^\s'\"]|Bearer\s+(?!\$\{)\S",
                             re.I)
+SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+SQL_QUALIFIED = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$")
 BANNERS = {"red", "amber", "yellow", "green", "blue", "magenta", "cyan", "grey", "none"}
 
 
@@ -41,6 +45,17 @@ class PostgresTarget:
     name: str
     dsn: str
     timeout: float = 3.0
+    action_dsn: str | None = None  # the role mutating actions run as; the monitoring dsn's when unset
+    sql_functions: tuple[str, ...] = ()  # probes.sql_functions, copied here for the source's own check
+    sql_views: tuple[str, ...] = ()  # probes.sql_views
+
+
+@dataclass(frozen=True)
+class ProbeRules:
+    """What the operator vouches for beyond the built-in read-only rules."""
+
+    sql_functions: tuple[str, ...] = ()  # name (pg_catalog) or schema.name: functions that only read
+    sql_views: tuple[str, ...] = ()  # schema.name: views whose functions only read
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,8 @@ class ServiceTarget:
     metrics: str | None = None
     job: str | None = None  # Prometheus job label; the service name when unset
     headers: tuple[tuple[str, str], ...] = ()
+    verify: bool = True  # false: accept any certificate (a self-signed one on a staging host)
+    ca_file: str | None = None  # PEM bundle of the CA(s) to trust instead of the system's
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,7 @@ class Config:
     playbooks: tuple[Path, ...] = ()
     theme: str = "dark"
     keymap: tuple[tuple[str, str], ...] = ()  # binding id -> keys, for App.set_keymap
+    probes: ProbeRules = ProbeRules()
     warnings: tuple[str, ...] = ()
 
     @property
@@ -127,20 +145,44 @@ def _permission_warnings(path: Path) -> tuple[str, ...]:
     return ()
 
 
+# ``password=...`` in a key=value DSN (quoted or not) or a URL's query string.
+_SECRET_PARAM = re.compile(r"(\b[\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key)[\w-]*\s*=\s*)"
+                           r"('(?:[^'\\]|\\.)*'|[^&\s]*)", re.I)
+
+
 def redact(url: str) -> str:
-    """A URL or DSN with its password masked, for screens, logs and journals."""
+    """A URL or DSN with its password masked, for screens, logs and journals.
+
+    The password runs from ``user:`` to the *last* '@' before the host (as
+    urllib and redis-py read it; libpq stops at the first, which would show the
+    rest of the password as a host). The host is kept as written, so an IPv6
+    ``[::1]`` keeps its brackets. Configured secrets are also masked by value
+    wherever they go (:mod:`console.secrets`); this also covers passwords
+    too short to register.
+    """
+    text = _SECRET_PARAM.sub(r"\1***", url)
+    scheme, sep, rest = text.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return text
+    userinfo, at, host_and_path = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not at or not colon or re.search(r"[/?#]", user):
+        return text
+    if re.search(r"[/?#]", userinfo) and not secret_values.cut_short(url):
+        return text  # the '@' is in the path or query, not after a password
+    return f"{scheme}://{user}:***@{host_and_path}"
+
+
+def _unescaped_userinfo(url: str) -> bool:
+    """A user or password holding a raw '@', '/', '?' or '#': libpq, urllib
+    and httpx would each read a different password and host from it."""
+    if secret_values.cut_short(url) and re.search(r"://[^/?#]*:[^@]*[/?#][^@]*@", url):
+        return True
     try:
-        parts = urlsplit(url)
+        netloc = urlsplit(url).netloc
     except ValueError:
-        return re.sub(r"(password=)\S+", r"\1***", url)
-    if parts.password is None:
-        return re.sub(r"(password=)[^&\s]+", r"\1***", url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    netloc = f"{user}:***@{host}" if user else f":***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        return True
+    return "@" in netloc.rpartition("@")[0]
 
 
 class _Reader:
@@ -183,21 +225,31 @@ class _Reader:
 
     def number(self, keys: tuple, default: float, low: float, high: float) -> float:
         value = self.get(keys, float, default)
-        if not (low <= value <= high):
+        if not (low <= value <= high):  # NaN fails this too
             self.fail(keys, f"'{_dotted(keys)}' must be between {low:g} and {high:g}, not {value:g}")
             return default
         return value
 
     def expand(self, keys: tuple, value: str) -> str:
+        userinfo_end = _userinfo_end(value)
+
         def sub(m: re.Match) -> str:
             var, default = m.group(1), m.group(2)
             if var in self.env:
-                return self.env[var]
-            if default is not None:
-                return default
-            self.fail(keys, f"environment variable {var} is not set (used in '{_dotted(keys)}')")
-            return ""
-        return ENV_REF.sub(sub, value)
+                found = self.env[var]
+                if secret_values.SECRET_NAME.search(var):
+                    secret_values.add(found)
+            elif default is not None:
+                found = default
+            else:
+                self.fail(keys, f"environment variable {var} is not set (used in '{_dotted(keys)}')")
+                return ""
+            # A variable holds the password itself; in a URL's user:password
+            # it is URL-escaped, so that '@', '/', ':' or '#' in it stay in it.
+            return quote(found, safe="") if m.start() < userinfo_end else found
+        expanded = ENV_REF.sub(sub, value)
+        _register_secrets(keys, expanded)
+        return expanded
 
     def known_keys(self, keys: tuple, allowed: set[str]) -> None:
         value = self.get(keys, dict, {}) if keys else self.doc.data
@@ -235,7 +287,7 @@ class _Reader:
         if not isinstance(self.doc.data, dict):
             raise Invalid([self.doc.problem((), "the config must be a mapping of sections")])
         self.known_keys((), {"environment", "refresh", "postgres", "redis", "services", "prometheus",
-                             "kubernetes", "thresholds", "playbooks", "theme", "keymap"})
+                             "kubernetes", "thresholds", "playbooks", "theme", "keymap", "probes"})
         config = Config(
             path=self.doc.path,
             environment=self.environment(),
@@ -249,6 +301,7 @@ class _Reader:
             playbooks=self.playbooks(),
             theme=self.get(("theme",), str, "dark"),
             keymap=self.keymap(),
+            probes=self.probe_rules(),
             warnings=warnings,
         )
         if self.problems:
@@ -295,16 +348,44 @@ class _Reader:
         value = self.get(keys, str, None, required=required)
         if value is None:
             return None
-        scheme = urlsplit(value).scheme
+        scheme = _scheme(value)
         if scheme not in schemes:
             self.fail(keys, f"'{_dotted(keys)}' must be a {' or '.join(schemes)} URL, not {redact(value)!r}")
+        elif _unescaped_userinfo(value) and not _host_at_fault(value, scheme):
+            self.fail(keys, f"the user or password in '{_dotted(keys)}' holds a raw '@', '/', '?' or '#': "
+                            "URL-escape it (%40, %2F, %3F, %23) or take it from ${ENV_VAR}")
+        elif problem := address_problem(value, scheme):
+            self.fail(keys, f"'{_dotted(keys)}': {problem}")
         return value
 
     def postgres(self, keys: tuple) -> PostgresTarget | None:
-        self.known_keys(keys, {"name", "dsn", "timeout"})
+        self.known_keys(keys, {"name", "dsn", "timeout", "action_dsn"})
         dsn = self.url(keys + ("dsn",), ("postgresql", "postgres"))
+        rules = self.probe_rules()
         return PostgresTarget(self.get(keys + ("name",), str), dsn or "",
-                              self.number(keys + ("timeout",), 3.0, 0.1, 120))
+                              self.number(keys + ("timeout",), 3.0, 0.1, 120),
+                              action_dsn=self.url(keys + ("action_dsn",), ("postgresql", "postgres"), required=False),
+                              sql_functions=rules.sql_functions, sql_views=rules.sql_views)
+
+    def probe_rules(self) -> ProbeRules:
+        """``probes:``: SQL functions and views the operator vouches for, read once."""
+        if getattr(self, "_probe_rules", None) is None:
+            keys = ("probes",)
+            self.known_keys(keys, {"sql_functions", "sql_views"})
+            self._probe_rules = ProbeRules(self.sql_names(keys + ("sql_functions",), qualified=False),
+                                           self.sql_names(keys + ("sql_views",), qualified=True))
+        return self._probe_rules
+
+    def sql_names(self, keys: tuple, qualified: bool) -> tuple[str, ...]:
+        out = []
+        for i, name in enumerate(self.get(keys, list, [])):
+            shape = SQL_QUALIFIED if qualified else SQL_NAME
+            if not isinstance(name, str) or not shape.match(name):
+                want = "schema.name" if qualified else "a name or schema.name"
+                self.fail(keys + (i,), f"'{_dotted(keys)}' entries must be {want} (unquoted SQL identifiers)")
+                continue
+            out.append(name.lower())
+        return tuple(out)
 
     def redis(self, keys: tuple) -> RedisTarget | None:
         self.known_keys(keys, {"name", "url", "timeout"})
@@ -313,7 +394,8 @@ class _Reader:
                            self.number(keys + ("timeout",), 2.0, 0.1, 120))
 
     def service(self, keys: tuple) -> ServiceTarget | None:
-        self.known_keys(keys, {"name", "url", "timeout", "expect_status", "metrics", "job", "headers"})
+        self.known_keys(keys, {"name", "url", "timeout", "expect_status", "metrics", "job", "headers",
+                               "verify", "ca_file"})
         url = self.url(keys + ("url",), ("http", "https"))
         expect = self.get(keys + ("expect_status",), (int, list), 200)
         codes = tuple(expect) if isinstance(expect, list) else (expect,)
@@ -329,7 +411,19 @@ class _Reader:
             metrics=self.url(keys + ("metrics",), ("http", "https"), required=False),
             job=self.get(keys + ("job",), str, None),
             headers=tuple((str(k), self.expand(keys + ("headers", k), str(v))) for k, v in headers.items()),
+            verify=self.get(keys + ("verify",), bool, True),
+            ca_file=self.ca_file(keys + ("ca_file",)),
         )
+
+    def ca_file(self, keys: tuple) -> str | None:
+        value = self.get(keys, str, None)
+        if value is None:
+            return None
+        path = Path(os.path.expanduser(value))
+        path = path if path.is_absolute() else Path(self.doc.path).parent / path
+        if not path.is_file():
+            self.fail(keys, f"'{_dotted(keys)}': no such file {str(path)!r}")
+        return str(path)
 
     def prometheus(self) -> PrometheusTarget | None:
         keys = ("prometheus",)
@@ -378,13 +472,22 @@ class _Reader:
                 continue
             self.known_keys(mk, {"warning", "critical", "below"})
             base = DEFAULTS.get(metric, Limit())
-            warning = self.get(mk + ("warning",), float, base.warning)
-            critical = self.get(mk + ("critical",), float, base.critical)
+            warning = self.limit(mk + ("warning",), base.warning)
+            critical = self.limit(mk + ("critical",), base.critical)
             below = self.get(mk + ("below",), bool, base.below)
             if warning is not None and critical is not None and (warning > critical if not below else warning < critical):
                 self.fail(mk, f"threshold '{metric}': warning {warning:g} is past critical {critical:g}")
             out[str(metric)] = Limit(warning, critical, below)
         return out
+
+    def limit(self, keys: tuple, default: float | None) -> float | None:
+        # A NaN limit never compares true, so it would never fire; an infinite
+        # or negative one cannot either (every metric here counts up from 0).
+        value = self.get(keys, float, default)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            self.fail(keys, f"'{_dotted(keys)}' must be a finite number of 0 or more, not {value!r}")
+            return default
+        return value
 
     def playbooks(self) -> tuple[Path, ...]:
         dirs = self.get(("playbooks",), list, [])
@@ -397,6 +500,34 @@ class _Reader:
             p = Path(os.path.expanduser(self.expand(("playbooks", i), d)))
             out.append(p if p.is_absolute() else base / p)
         return tuple(out)
+
+
+def _userinfo_end(template: str) -> int:
+    """Where the ``user:password@`` of a URL template ends (0 when it has none),
+    counting each ``${VAR}`` as opaque."""
+    if "://" not in template:
+        return 0
+    start = template.index("://") + 3
+    plain = ENV_REF.sub(lambda m: "x" * len(m.group(0)), template)
+    end = len(plain)
+    for stop in "/?#":
+        at = plain.find(stop, start)
+        if at != -1:
+            end = min(end, at)
+    return max(plain.rfind("@", start, end), 0)
+
+
+def _register_secrets(keys: tuple, value: str) -> None:
+    """Every credential a configured value holds, known by value from now on
+    (see :mod:`console.secrets`): URLs' and DSNs' passwords, header values,
+    keys named like a password or token."""
+    if "://" in value or re.search(r"\bpassword\s*=", value):
+        secret_values.add_url(value)
+    name = str(keys[-1]) if keys else ""
+    if len(keys) >= 2 and keys[-2] == "headers":
+        secret_values.add_header(name, value)
+    elif secret_values.SECRET_NAME.search(name):
+        secret_values.add(value)
 
 
 def _dotted(keys: tuple) -> str:
@@ -412,3 +543,98 @@ def _closest(word: str, options: set[str]) -> str | None:
     import difflib
     found = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
     return found[0] if found else None
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme
+    except ValueError:  # a broken host part; the scheme is still readable
+        return url.partition("://")[0].lower() if "://" in url else ""
+
+
+def _host_part(url: str) -> str:
+    """``host:port`` (or several, comma-separated, for libpq) of a URL, as written."""
+    rest = url.partition("://")[2]
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    return netloc.rpartition("@")[2]
+
+
+def _host_at_fault(url: str, scheme: str) -> bool:
+    """The host part is wrong and no '@' hints at a raw '/', '?' or '#' in a
+    password (which would make a piece of the password look like the host)."""
+    rest = url.partition("://")[2]
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in rest[len(netloc):] or netloc.count("@") > 1:
+        return False
+    return address_problem(url, scheme) is not None
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def address_problem(url: str, scheme: str) -> str | None:
+    """What is wrong with the host, port or (Redis) database of ``url``, checked
+    here so that a bad one is a ``path:line`` problem, not a traceback or an
+    "ExceptionGroup" from the client library at the first poll. Never echoes
+    the port or the password: they may be pieces of a mistyped password."""
+    if scheme == "unix":
+        return None if urlsplit(url).path else "a unix:// URL needs the socket's path"
+    hosts = _host_part(url)
+    query = url.partition("?")[2].partition("#")[0]
+    # libpq takes "host1:5432,host2:5433", and no host at all with ?host=/socket/dir.
+    several = hosts.split(",") if scheme in ("postgresql", "postgres") else [hosts]
+    for hostport in several:
+        problem = _endpoint_problem(hostport, socket_ok=scheme.startswith("postgres") and "host=" in query)
+        if problem:
+            return problem
+    if scheme in ("redis", "rediss"):
+        return _redis_db_problem(urlsplit(url).path, query)
+    return None
+
+
+def _endpoint_problem(hostport: str, socket_ok: bool) -> str | None:
+    if ("[" in hostport) != ("]" in hostport):
+        return f"host {hostport!r} has an unclosed '[' (an IPv6 address is written [::1]:5432)"
+    try:
+        parts = urlsplit("//" + hostport)
+        host, port = parts.hostname or "", parts.port
+    except ValueError as exc:
+        if "Port" in str(exc):
+            return "the port must be a number from 1 to 65535"
+        return f"host {hostport!r} is not valid ({exc})"
+    if port == 0:
+        return "the port must be a number from 1 to 65535"
+    if not host:
+        return None if socket_ok else "the URL names no host"
+    if hostport.startswith("["):
+        import ipaddress
+        try:
+            ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            return f"host {host!r} is not an IPv6 address"
+        return None
+    return _hostname_problem(host)
+
+
+def _hostname_problem(host: str) -> str | None:
+    if not host.isascii():
+        try:
+            import idna
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except Exception as exc:  # idna's errors are all "this is no host name"
+            return f"host {host!r} is not a valid host name ({exc})"
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        return f"host {host!r} is not a valid host name (letters, digits, '-', '_' and '.')"
+    return None
+
+
+def _redis_db_problem(path: str, query: str) -> str | None:
+    db = path.strip("/")
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name == "db":
+            db = value
+    if db and not (db.isascii() and db.isdigit()):
+        return f"the Redis database must be a number of 0 or more, not {db!r}"
+    return None

@@ -1,6 +1,8 @@
 """The app's hold on the journal: one place that appends, refreshes, and
 says plainly when the disk refuses (nothing is dropped: the journal keeps
-pending entries and writes them when it can)."""
+pending entries and writes them when it can, and what is still unwritten
+when the console ends goes to a recovery file, or, failing that, to the
+terminal as text)."""
 
 from __future__ import annotations
 
@@ -48,7 +50,43 @@ class Scribe:
         self._told = error
         if error is None:
             return None
-        return error  # it already says how many entries are kept in memory
+        return error  # it already says how many entries wait, and where
 
     def close(self) -> None:
         self.journal.close()
+
+    def unwritten(self) -> int:
+        """How many entries are not on disk, after one more try."""
+        self.journal.flush()
+        return len(self.journal.pending)
+
+    def save_unwritten(self) -> str:
+        """Put what is unwritten in a recovery file; the message naming it.
+        OSError when no recovery file can be written either."""
+        n = len(self.journal.pending)
+        saved = self.journal.save_unwritten()
+        return (f"{_entries(n)} could not be written to {self.journal.path} "
+                f"({self.journal.write_problem or 'refused'}): saved in {saved}; they go into the journal "
+                f"the next time the console, note or export opens it")
+
+
+def leaving(journal: Journal) -> str | None:
+    """What to print on the terminal as the process ends with ``journal``:
+    where its unwritten entries went, or, if nowhere, the entries themselves
+    (the terminal's scrollback is the last place left). None if all is written."""
+    from console.incident.export import describe
+
+    journal.flush()
+    pending = journal.pending
+    if not pending:
+        return None
+    try:
+        return Scribe(journal, lambda: pending[0].at).save_unwritten()
+    except OSError as exc:
+        lines = [f"{event.at:%Y-%m-%d %H:%M:%S} UTC {event.user}: {describe(event)}" for event in pending]
+        return (f"{_entries(len(pending))} were NOT saved: not written to {journal.path} "
+                f"({journal.write_problem or 'refused'}), and {exc}. Here they are, to keep:\n" + "\n".join(lines))
+
+
+def _entries(n: int) -> str:
+    return f"{n} {'entry' if n == 1 else 'entries'}"

@@ -23,6 +23,7 @@ METRIC_KEYS = {
     "connections_total", "max_connections", "connections_ratio", "connections_by_state",
     "idle_in_transaction", "longest_query_s", "longest_transaction_s",
     "longest_idle_in_transaction_s", "blocked_sessions", "server_version",
+    "role", "role_superuser", "role_can_signal_backends",
 }
 SESSION_KEYS = {"pid", "database", "user", "application", "client", "state", "wait_event",
                 "query_s", "xact_s", "query", "blocked_by"}

@@ -16,6 +16,7 @@ import copy
 import json
 import subprocess
 import sys
+import unicodedata
 
 import psycopg
 import pytest
@@ -44,6 +45,7 @@ HOSTILE = {
     "bidi": "BIDI\u202egnp.exe\u2066x\u2069",
     "wide": "WIDE宽字符🚀",
     "nul": "NUL\x00NUL",
+    "invisible": "INVISIBLE\u200b\u200d\u2060\ufeff\u061c\u00ad\u2028\U000e0041",
 }
 LONG = "LONG" + "x" * 20000
 SURFACES_CHECKED: dict[str, int] = {}
@@ -56,6 +58,8 @@ def hostile(without: tuple[str, ...] = ()) -> str:
 def assert_inert(text: str, where: str) -> None:
     bad = FORBIDDEN.search(text)
     assert bad is None, f"{where}: {bad.group()!r} reached the terminal near {text[max(0, bad.start() - 40):bad.end() + 40]!r}"
+    invisible = {c for c in text if c != "\n" and unicodedata.category(c) in ("Cf", "Zl", "Zp", "Cs")}
+    assert not invisible, f"{where}: {sorted(invisible)!r} reached the terminal"
     assert "]8;;" not in text and "52;c;" not in text, f"{where}: an OSC payload survived"
 
 

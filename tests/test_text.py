@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -41,3 +43,12 @@ def test_osc52_payload_never_survives_as_a_sequence():
 def test_no_control_character_survives(value):
     out = inert(value)
     assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in out)
+
+
+@given(st.text(st.characters(categories=("Cc", "Cf", "Zl", "Zp", "Cs", "Ll", "Mn"))))
+def test_no_format_separator_or_surrogate_survives(value):
+    """Bidi marks, zero-width characters, tag characters, line separators and
+    lone surrogates: each becomes a visible mark (see tests/test_attack_text.py)."""
+    out = inert(value)
+    assert not any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs") for c in out)
+    out.encode("utf-8")

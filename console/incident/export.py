@@ -22,6 +22,7 @@ import re
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
+from console import secrets as secret_values
 from console.incident.journal import Event, parse_time
 from console.incident.state import Incident, Note, format_duration
 from console.text import inert
@@ -92,6 +93,9 @@ def describe(event: Event, incident: Incident | None = None) -> str:
         return f"Lost {_t(d.get('kind'))} source {_t(d.get('source'))}: {_t(d.get('error'), OUTPUT_LIMIT)}"
     if kind == "source.recovered":
         return f"Recovered {_t(d.get('kind'))} source {_t(d.get('source'))}"
+    if kind == "entry.unreadable":
+        line = d.get("line")
+        return f"Unreadable entry{f' (line {line})' if isinstance(line, int) else ''}: {_t(d.get('problem'))}"
     if kind == "update.sent":
         first = str(d.get("text") or "").strip().splitlines()[:1]
         return f"Status update sent ({_t(d.get('channel'))}): {_t(first[0] if first else '', OUTPUT_LIMIT)}"
@@ -160,7 +164,9 @@ def postmortem_markdown(events: Iterable[Event], now: datetime, incident: Incide
         _action_items(incident),
         _lessons(incident),
     ]
-    return "\n\n".join(section.rstrip("\n") for section in sections) + "\n"
+    # Redacted whole, as it leaves: a journal written before a secret was
+    # configured, or by another process, may still hold it.
+    return secret_values.redact("\n\n".join(section.rstrip("\n") for section in sections) + "\n")
 
 
 def _header(incident: Incident) -> str:
@@ -305,5 +311,5 @@ def _unique(notes: tuple[Note, ...]) -> list[Note]:
 def journal_json(events: Iterable[Event]) -> str:
     """The raw journal: every event as stored, oldest first. Values are kept
     exactly; JSON's ASCII escapes make control characters inert text."""
-    docs = [event.to_document() for event in sorted(events, key=lambda e: e.at)]
+    docs = [secret_values.redact_data(event.to_document()) for event in sorted(events, key=lambda e: e.at)]
     return json.dumps({"events": docs}, ensure_ascii=True, indent=2) + "\n"

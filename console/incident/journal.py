@@ -31,6 +31,9 @@ Event kinds and their data (all times ISO 8601 UTC strings):
 ``source.lost``            {source, kind, error}
 ``source.recovered``       {source, kind}
 ``update.sent``            {channel, text}
+``entry.unreadable``       {line, problem}  not written by anyone: what the reader makes of an
+                           entry it cannot understand (another program wrote it, a writer was
+                           killed mid-line); shown in the timeline, never written back as an event
 
 Tags that feed the post-mortem: ``#decision #finding #action #root-cause
 #impact #resolution #went-well #went-wrong #lesson #summary``; any other
@@ -57,10 +60,14 @@ from typing import Any
 
 from tinydb import TinyDB
 
+from console import secrets as secret_values
 from console.frozen import freeze, thaw
-from console.incident.storage import JournalChanged, JournalStorage, JournalUnreadable, set_aside
+from console.incident import recovery
+from console.incident.storage import (UNREADABLE, JournalChanged, JournalPathRefused, JournalStorage,
+                                      JournalUnreadable, NotAppendable, set_aside)
 
-__all__ = ["Event", "Journal", "JournalUnreadable", "set_aside", "current_operator",
+__all__ = ["Event", "Journal", "JournalUnreadable", "JournalPathRefused", "set_aside", "current_operator",
+           "new_event", "write_event", "UNREADABLE_KIND",
            "parse_tags", "untagged", "clip", "OUTPUT_LIMIT", "STATUSES", "ROLES"]
 
 STATUSES = ("Investigating", "Identified", "Monitoring", "Resolved")
@@ -71,6 +78,13 @@ OUTPUT_LIMIT = 4000
 # How often refresh() retries writing pending events (a full disk).
 RETRY_SECONDS = 2.0
 TABLE = "events"
+UNREADABLE_KIND = "entry.unreadable"
+# Entries from other writers are refused beyond these: deeper data could
+# exhaust the recursion of whatever walks it, later times overflow datetime
+# arithmetic (an update due an hour after 9999-12-31).
+MAX_DEPTH = 32
+MAX_ID = 100
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 _TAG = re.compile(r"(?<![\w#&/])#([A-Za-z][\w-]*)")
 
@@ -152,14 +166,20 @@ class Event:
         operator, data = doc.get("operator"), doc.get("data", {})
         if not isinstance(ident, str) or not ident:
             raise ValueError("entry has no id")
-        if not isinstance(kind, str) or not kind:
-            raise ValueError(f"entry {ident}: no kind")
+        if len(ident) > MAX_ID:
+            raise ValueError(f"entry id of {len(ident)} characters")
+        if not isinstance(kind, str) or not kind or kind == UNREADABLE_KIND:
+            raise ValueError(f"entry {ident!r}: no kind")
         if not isinstance(at, str):
-            raise ValueError(f"entry {ident}: no time")
+            raise ValueError(f"entry {ident!r}: no time")
         try:
             when = parse_time(at)
-        except ValueError:
-            raise ValueError(f"entry {ident}: time {at!r} is not ISO 8601 with a zone") from None
+        except (ValueError, OverflowError):
+            raise ValueError(f"entry {ident!r}: time {at[:40]!r} is not ISO 8601 with a zone") from None
+        if not EARLIEST <= when < LATEST:
+            raise ValueError(f"entry {ident!r}: time {at[:40]!r} is out of range")
+        if _depth(doc) > MAX_DEPTH:
+            raise ValueError(f"entry {ident!r}: nested more than {MAX_DEPTH} levels deep")
         if not isinstance(operator, Mapping) or not isinstance(operator.get("user"), str):
             raise ValueError(f"entry {ident}: no operator")
         if not isinstance(data, Mapping):
@@ -168,6 +188,41 @@ class Event:
         return cls(ident, when, kind,
                    MappingProxyType({"user": operator["user"], "ssh_client": client if isinstance(client, str) else None}),
                    freeze(data))
+
+
+def new_event(kind: str, operator: Mapping[str, str | None], at: datetime, /, **data: Any) -> Event:
+    """A new event with a fresh id: what :meth:`Journal.append` records, and
+    what ``note`` writes with :func:`write_event`."""
+    if not isinstance(kind, str) or not kind:
+        raise ValueError("an event needs a kind")
+    if at.tzinfo is None:
+        raise ValueError("the journal clock must return aware datetimes")
+    who = operator if isinstance(operator, MappingProxyType) else MappingProxyType(dict(operator))
+    return Event(secrets.token_hex(6), at.astimezone(timezone.utc), kind, who,
+                 freeze(secret_values.redact_data(_plain(data))))  # no secret is ever stored
+
+
+def unreadable_event(key: str, line: int | None, problem: str, at: datetime) -> Event:
+    """The stand-in for an entry that cannot be understood: shown in the
+    timeline at ``at`` (the entry before it), never written back."""
+    return Event(f"unreadable:{key}", at, UNREADABLE_KIND, MappingProxyType({"user": "?", "ssh_client": None}),
+                 MappingProxyType({"line": line, "problem": problem}))
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests, counted without recursion (so a hostile
+    document cannot exhaust the stack here)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        if isinstance(item, Mapping):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
 
 
 def format_time(at: datetime) -> str:
@@ -198,12 +253,13 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike, operator: Mapping[str, str | None] | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
-        self.path = Path(path)
         self.operator = MappingProxyType(dict(operator) if operator is not None else current_operator())
         self._clock = clock or utcnow
         self._lock = threading.RLock()
-        self._db = TinyDB(self.path, storage=JournalStorage)
+        self._db = TinyDB(path, storage=JournalStorage)
         self._storage: JournalStorage = self._db.storage
+        # The file itself: a symlink's target (see storage.journal_path).
+        self.path = self._storage.path
         self._written: dict[str, Event] = {}   # on disk, in file order
         self._pending: list[Event] = []        # not yet on disk, in append order
         self._key_ids: dict[str, str] = {}     # TinyDB doc key -> event id, as last read
@@ -213,15 +269,23 @@ class Journal:
         self._from_others: list[Event] = []
         self._ordered: tuple[Event, ...] | None = None
         self._last_attempt = 0.0
+        # Stand-ins for entries that cannot be understood, by document key.
+        self._unreadable_entries: dict[str, Event] = {}
+        self._last_at: datetime | None = None  # of the last readable entry in file order
+        self._opened_at = self._clock().astimezone(timezone.utc)
         self.write_error: str | None = None
+        self.write_problem: str | None = None  # why, without the count of what waits
         self.unreadable: JournalUnreadable | None = None
         self._read_failed = False
+        # Recovery files merged back when this journal was opened.
+        self.recovered: list[Path] = []
         try:
             self._sync(self._storage.read())
         except BaseException:
             self._db.close()
             raise
         self._from_others.clear()
+        self._merge_recovered()
 
     # -- the record --------------------------------------------------------
 
@@ -230,13 +294,10 @@ class Journal:
 
         ``kind`` is positional-only: some events carry a ``kind`` of their
         own (the kind of source that crossed a threshold)."""
-        if not isinstance(kind, str) or not kind:
-            raise ValueError("an event needs a kind")
-        at = self._clock()
-        if at.tzinfo is None:
-            raise ValueError("the journal clock must return aware datetimes")
-        event = Event(secrets.token_hex(6), at.astimezone(timezone.utc), kind, self.operator,
-                      freeze(_plain(data)))
+        return self.add(new_event(kind, self.operator, self._clock(), **data))
+
+    def add(self, event: Event) -> Event:
+        """Record an event made elsewhere (:meth:`append` makes them here)."""
         with self._lock:
             self._pending.append(event)
             ordered = self._ordered
@@ -255,7 +316,7 @@ class Journal:
         """Every event, oldest first, including those still pending."""
         with self._lock:
             if self._ordered is None:
-                merged = list(self._written.values()) + self._pending
+                merged = list(self._written.values()) + list(self._unreadable_entries.values()) + self._pending
                 self._ordered = tuple(sorted(merged, key=lambda e: e.at))
             return self._ordered
 
@@ -280,11 +341,13 @@ class Journal:
                         self._write_pending()
             except JournalUnreadable as exc:
                 self.unreadable = exc
-                self.write_error = f"{exc}; not overwriting it{self._kept()}"
+                self.write_problem = f"{exc}; not overwriting it"
+                self.write_error = f"{self.write_problem}{self._kept()}"
             except (OSError, JournalChanged) as exc:
-                self.write_error = f"cannot write {self.path}: {_reason(exc)}{self._kept()}"
+                self.write_problem = _reason(exc)
+                self.write_error = f"cannot write {self.path}: {self.write_problem}{self._kept()}"
             else:
-                self.write_error = None
+                self.write_error = self.write_problem = None
                 self.unreadable = None
                 self._read_failed = False
             return not self._pending
@@ -306,9 +369,11 @@ class Journal:
                         self.write_error = None if not self._pending else self.write_error
             except JournalUnreadable as exc:
                 self.unreadable = exc
-                self.write_error = f"{exc}; not overwriting it{self._kept()}"
+                self.write_problem = f"{exc}; not overwriting it"
+                self.write_error = f"{self.write_problem}{self._kept()}"
             except OSError as exc:
                 self._read_failed = True
+                self.write_problem = f"cannot read it: {_reason(exc)}"
                 self.write_error = f"cannot read {self.path}: {_reason(exc)}{self._kept()}"
             news, self._from_others = self._from_others, []
             return sorted(news, key=lambda e: e.at)
@@ -326,10 +391,46 @@ class Journal:
 
     def close(self) -> None:
         """Try once more to write what is pending, then let go of the file.
-        Check :attr:`pending` first: what is still there is only in memory."""
+        What is still in :attr:`pending` after this is only in memory: save
+        it with :meth:`save_unwritten` before the process ends."""
         with self._lock:
             self.flush()
             self._db.close()
+
+    def save_unwritten(self) -> Path:
+        """Write the pending events to a recovery file (see
+        :mod:`console.incident.recovery`) and return its path; they are
+        merged into the journal the next time it is opened. Raises OSError
+        saying why for every place tried."""
+        with self._lock:
+            saved = recovery.save(self.path, [event.to_document() for event in self._pending])
+            # On disk now, if not in the journal: not held here any more.
+            self._pending.clear()
+            self._ordered = None
+            return saved
+
+    def _merge_recovered(self) -> None:
+        """Take back the entries a process could not write when it ended,
+        by event id (merging twice adds nothing); a recovery file is removed
+        once its entries are in the journal."""
+        files = recovery.find(self.path)
+        if not files:
+            return
+        known = set(self._written) | {event.id for event in self._pending}
+        for path in files:
+            for doc in recovery.load(path):
+                try:
+                    event = Event.from_document(doc)
+                except (ValueError, TypeError):
+                    continue
+                if event.id not in known:
+                    known.add(event.id)
+                    self._pending.append(event)
+                    self._ordered = None
+        if self.flush():
+            for path in files:
+                recovery.remove(path)
+            self.recovered = files
 
     # -- internals -----------------------------------------------------------
 
@@ -372,19 +473,36 @@ class Journal:
             # Only appended to (the storage keeps unchanged documents as the
             # same objects): look at the new ones only.
             items = zip(keys[n:], docs[n:])
+            at = self._last_at
         else:
             items = raw.items()
+            at = None
+            if self._unreadable_entries:
+                self._unreadable_entries = {}
+                self._ordered = None
         unseen: list[tuple[str, Event]] = []
+        damaged: list[tuple[str, str, datetime | None]] = []
         for key, doc in items:
             ident = doc.get("id")
-            if ident is not None and self._key_ids.get(key) == ident and ident in self._written:
+            if isinstance(ident, str) and self._key_ids.get(key) == ident and ident in self._written:
+                at = self._written[ident].at
                 continue
-            try:
-                unseen.append((key, Event.from_document(doc)))
-            except ValueError as exc:
-                raise JournalUnreadable(self.path, f"not an incident journal: {exc}") from None
+            problem = doc.get(UNREADABLE)
+            if problem is None:
+                try:
+                    event = Event.from_document(doc)
+                except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                    problem = str(exc)
+                else:
+                    unseen.append((key, event))
+                    at = event.at
+                    continue
+            # Another writer's entry this process cannot understand: shown
+            # as such, where it is in the file; never an exception.
+            damaged.append((key, str(problem), at))
+        self._last_at = at
         self._synced_keys, self._synced_docs = keys, docs
-        news: list[Event] = []
+        news: list[Event] = self._stand_ins(damaged, unseen)
         pending = {event.id: event for event in self._pending}
         for key, event in unseen:
             self._key_ids[key] = event.id
@@ -397,8 +515,8 @@ class Journal:
             else:
                 news.append(event)
             self._written[event.id] = event
-        if len(raw) < len(self._written):
-            on_disk = {doc.get("id") for doc in raw.values()}
+        if len(raw) - len(self._unreadable_entries) < len(self._written):
+            on_disk = {doc.get("id") for doc in raw.values() if isinstance(doc.get("id"), str)}
             lost = [event for event in self._written.values() if event.id not in on_disk]
             for event in lost:
                 del self._written[event.id]
@@ -408,11 +526,62 @@ class Journal:
             self._ordered = None
         return news
 
+    def _stand_ins(self, damaged: list[tuple[str, str, datetime | None]],
+                   unseen: list[tuple[str, Event]]) -> list[Event]:
+        """Events standing for the ``damaged`` documents, at the time of the
+        entry before each (or the first readable one)."""
+        if not damaged:
+            return []
+        fallback = unseen[0][1].at if unseen else self._opened_at
+        lines = self._storage.line_numbers(TABLE, {key for key, _, _ in damaged})
+        made = []
+        for key, problem, at in damaged:
+            if key.isdigit():
+                self._next_key = max(self._next_key, int(key) + 1)
+            event = unreadable_event(key, lines.get(key), problem, at or fallback)
+            self._unreadable_entries[key] = event
+            made.append(event)
+        self._ordered = None
+        return made
+
     def _kept(self) -> str:
         n = len(self._pending)
         if not n:
             return ""
-        return f"; {n} {'entry' if n == 1 else 'entries'} kept in memory until it can be written"
+        # What is true: held by this process only, retried while it runs.
+        return (f"; {n} {'entry' if n == 1 else 'entries'} not written yet, held by this process "
+                f"and retried while it runs")
+
+
+def write_event(path: str | os.PathLike, event: Event) -> Path:
+    """Write ``event`` to the journal at ``path`` and return the file's path,
+    for a process that writes one entry and ends (``incident-console note``).
+
+    The file is not read: the entry is appended in place, at a cost that
+    does not grow with the journal. Only a file that does not end the way
+    this module writes it (or recovery files waiting to be merged) is read
+    whole, through a :class:`Journal`. Raises OSError or
+    :class:`JournalUnreadable` when the entry is not on disk."""
+    storage = JournalStorage(path)
+    try:
+        if not recovery.find(storage.path):
+            try:
+                storage.append_in_place(TABLE, event.to_document())
+                return storage.path
+            except NotAppendable:
+                pass
+    finally:
+        storage.close()
+    journal = Journal(path, operator=event.operator)
+    try:
+        journal.add(event)
+        if journal.pending:
+            if journal.unreadable is not None:
+                raise journal.unreadable
+            raise OSError(journal.write_problem or "not written")
+        return journal.path
+    finally:
+        journal.close()
 
 
 def _reason(exc: BaseException) -> str:

@@ -339,7 +339,13 @@ class _Replay:
     def take(self, event: Event) -> None:
         handler = getattr(self, "_" + event.kind.replace(".", "_"), None)
         if handler is not None:
-            handler(event, event.data)
+            try:
+                handler(event, event.data)
+            except (TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError):
+                # Another writer's entry of a known kind with fields of the
+                # wrong type (a note_id that is a list): it changes nothing,
+                # and is still shown in the timeline as written.
+                pass
 
     def _incident_declared(self, event: Event, data: Mapping) -> None:
         self.title = _text(data.get("title")) or self.title

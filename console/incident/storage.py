@@ -21,7 +21,21 @@ documents already stored at all.
 
 A file that cannot be read is never overwritten: :class:`JournalUnreadable`
 names it (and the line, where JSON says), and :func:`set_aside` moves it out
-of the way so that a new one can be started.
+of the way so that a new one can be started. A file in this layout whose
+structure holds but some lines do not (another program wrote them, a writer
+was killed mid-line) is read line by line: each line that is not a document
+becomes a marker document (:data:`UNREADABLE`), and its bytes are written
+back as they were, so nothing another writer put there is destroyed.
+
+The path is resolved (a symlink is written through to its target, the lock
+and temporaries sit beside the target), and anything but a regular file is
+refused (:class:`JournalPathRefused`) before it is opened: a FIFO would hang,
+a device node would be replaced by a regular file.
+
+:meth:`JournalStorage.append_in_place` adds one document without reading the
+file: the closing braces at the end are overwritten by the new line and
+written again after it, so one ``note`` costs the same on a 250 MB journal
+as on an empty one.
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ import json
 import operator
 import os
 import secrets
+import stat
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +62,15 @@ Identity = tuple[int, int, int, int]
 # writev takes at most IOV_MAX (1024 on Linux) buffers; the unchanged body is
 # kept as a list of chunks, joined into one when it grows past this.
 MAX_CHUNKS = 256
+# A line longer than this is not parsed (an entry this process writes is a
+# few KB): it is an unreadable entry, not a gigabyte of Python objects.
+MAX_LINE = 8 * 1024 * 1024
+# The key of a marker document standing for a line that could not be read;
+# its value says why.
+UNREADABLE = "\u0000unreadable"
+# How far from the end append_in_place looks for the last line's key.
+TAIL_WINDOW = 64 * 1024
+TRAILER = b"\n}\n}\n"
 
 
 class JournalUnreadable(Exception):
@@ -62,6 +86,84 @@ class JournalUnreadable(Exception):
 
 class JournalChanged(Exception):
     """Another process replaced the file after it was last read here."""
+
+
+class JournalPathRefused(OSError):
+    """The path names something that is not, and cannot become, a regular
+    journal file (a directory, FIFO, socket, device, or a path under a file).
+    An OSError: where the disk refusing is handled, this is handled too."""
+
+    def __init__(self, path: str | os.PathLike, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = str(path)
+        self.message = message
+
+
+class NotAppendable(Exception):
+    """The file does not end the way append_in_place needs: use the full way."""
+
+
+_FILE_TYPES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"))
+
+
+def _not_regular(mode: int) -> str | None:
+    for test, name in _FILE_TYPES:
+        if test(mode):
+            return name
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def journal_path(path: str | os.PathLike) -> Path:
+    """``path`` resolved through symlinks (a dangling one names the file to
+    create), checked to be a regular file or nothing yet, under a directory.
+    Raises :class:`JournalPathRefused` saying what it is instead."""
+    resolved = Path(os.path.realpath(path))
+    try:
+        st = os.stat(resolved)
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        raise JournalPathRefused(path, _under_a_file(resolved)) from None
+    except OSError as exc:  # ELOOP, EACCES, ENAMETOOLONG
+        raise JournalPathRefused(path, f"cannot be used: {exc.strerror or exc}") from None
+    if st is not None:
+        kind = _not_regular(st.st_mode)
+        if kind is not None:
+            raise JournalPathRefused(path, f"is {kind}, not a journal file; pass --incident with a regular file")
+        return resolved
+    for parent in resolved.parents:
+        try:
+            st = os.stat(parent)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            break
+        if not stat.S_ISDIR(st.st_mode):
+            raise JournalPathRefused(path, _under_a_file(resolved))
+        break
+    return resolved
+
+
+def _under_a_file(path: Path) -> str:
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            return f"{parent} is a file, not a directory, so no journal can be under it"
+    return "a part of the path is not a directory"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _loads(text: str | bytes) -> Any:
+    """Strict JSON: NaN and Infinity are refused (they could not be written
+    back), and nesting too deep for the parser is a ValueError."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _dumps(value: Any) -> bytes:
@@ -138,7 +240,9 @@ class JournalStorage(Storage):
 
     def __init__(self, path: str | os.PathLike, create_dirs: bool = True) -> None:
         super().__init__()
-        self.path = Path(path)
+        # Written through a symlink to its target: renaming a temporary over
+        # the link itself would split one incident into two files.
+        self.path = journal_path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._create_dirs = create_dirs
         self._tmp_prefix = f".{self.path.name}."
@@ -195,16 +299,18 @@ class JournalStorage(Storage):
     def _load(self) -> None:
         if self._changes[0] != self._seen:
             self._forget()  # stored documents were changed but never written
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
+        fd = self._open(os.O_RDONLY)
+        if fd is None:
             self._settle(None, None)
             return
         try:
-            # The identity of the inode whose bytes are read: files are only
-            # ever replaced, never rewritten, so the two stay true together.
+            # The identity of the inode whose bytes are read: files are
+            # replaced, or appended to under the lock (read here under a
+            # shared lock), so the two stay true together.
             st = os.fstat(fd)
-            raw = _read_all(fd, st.st_size)
+            with self._shared():
+                raw = _read_all(fd, st.st_size)
+                st = os.fstat(fd)
         finally:
             os.close(fd)
         identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
@@ -216,9 +322,56 @@ class JournalStorage(Storage):
         tables = self._parse_appended(raw)
         if tables is None:
             tables = self._parse_lines(raw)
+        if tables is None and _our_layout(raw):
+            # Damaged lines in this layout: each one an unreadable entry
+            # (not a whole parse of what may be a gigabyte on one line).
+            tables = self._parse_lines(raw, tolerant=True)
         if tables is None:
             tables = self._parse_whole(raw)
         self._settle(tables, identity)
+
+    def _open(self, flags: int) -> int | None:
+        """The journal file opened with ``flags``, None if there is none.
+        Never blocks (a FIFO), never opens what is not a regular file."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            raise JournalPathRefused(self.path, _under_a_file(self.path)) from None
+        kind = _not_regular(st.st_mode)
+        if kind is None:
+            try:
+                fd = os.open(self.path, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            # Checked again on what was opened: it may have been swapped.
+            kind = _not_regular(os.fstat(fd).st_mode)
+            if kind is None:
+                return fd
+            os.close(fd)
+        raise JournalPathRefused(self.path, f"is {kind}, not a journal file")
+
+    @contextmanager
+    def _shared(self) -> Iterator[None]:
+        """A shared lock while reading, so that an append in place is never
+        seen half done; none needed when this storage holds the lock."""
+        if self._lock_depth or self._lock_fd is None and not self._lock_file():
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            if not self._lock_depth:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _lock_file(self) -> bool:
+        try:
+            self._lock_fd = os.open(self.lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError:
+            return False  # a read-only directory without a lock file: nobody writes there
+        return True
 
     def _settle(self, tables: dict[str, _Table] | None, identity: Identity | None) -> None:
         self._tables, self._identity, self._loaded = tables, identity, True
@@ -269,11 +422,15 @@ class JournalStorage(Storage):
                      [b"".join(chunks)] if len(chunks) > MAX_CHUNKS else chunks)
         return self._tables
 
-    def _parse_lines(self, raw: bytes) -> dict[str, _Table] | None:
+    def _parse_lines(self, raw: bytes, tolerant: bool = False) -> dict[str, _Table] | None:
         """Parse the one-document-per-line layout this storage writes,
         reusing documents whose line did not change; None if the file is
-        laid out differently (then it is parsed whole)."""
+        laid out differently (then it is parsed whole). ``tolerant``: a line
+        that is not a document becomes a marker, and a file cut short (a
+        writer killed mid-line) is read as far as it goes."""
         lines = raw.split(b"\n")
+        if tolerant:
+            return self._parse_damaged(lines)
         if len(lines) < 3 or lines[0] != b"{" or lines[-1] != b"" or lines[-2] != b"}":
             return None
         body = lines[1:-2]
@@ -306,31 +463,70 @@ class JournalStorage(Storage):
             tables[name] = table
         return tables
 
-    def _parse_members(self, name: str, members: list[bytes]) -> _Table | None:
+    def _parse_damaged(self, lines: list[bytes]) -> dict[str, _Table] | None:
+        """The tolerant way of :meth:`_parse_lines`: the structure (``{``,
+        table heads, closing braces) must be there, or be missing at the
+        end; member lines may be anything."""
+        if lines and lines[-1] == b"":
+            lines = lines[:-1]
+        if not lines or lines[0] != b"{":
+            return None
+        members: dict[str, list[bytes]] = {}
+        i, end = 1, len(lines)
+        while i < end and lines[i] != b"}":
+            head = _split_key(lines[i])
+            if head is None or head[0] in members:
+                return None
+            name, rest = head
+            i += 1
+            if rest in (b"{}", b"{},"):
+                members[name] = []
+                continue
+            if rest != b"{":
+                return None
+            start = i
+            while i < end and lines[i] not in (b"}", b"},"):
+                i += 1
+            members[name] = lines[start:i]
+            i += 1
+        if not members:
+            return None
+        # Lines after the end (``echo ... >> journal``) are not dropped:
+        # they join the last table, to be seen and written back.
+        members[name] = members[name] + [line for line in lines[i + 1:] if line]
+        return {name: self._parse_members(name, lines, tolerant=True) for name, lines in members.items()}
+
+    def _parse_members(self, name: str, members: list[bytes], tolerant: bool = False) -> _Table | None:
         known = self._tables.get(name) if self._tables else None
         docs: dict[str, _Doc] = {}
         lines: dict[str, bytes] = {}
         last = len(members) - 1
         for index, line in enumerate(members):
             # Valid JSON only: a comma after every document but the last.
-            if line.endswith(b",") != (index < last):
+            if line.endswith(b",") != (index < last) and not tolerant:
                 return None
-            if index < last:
+            if line.endswith(b","):
                 line = line[:-1]
-            item = _split_key(line)
-            if item is None:
-                return None
-            key, value = item
-            if known is not None and known.lines.get(key) == line:
+            item = _split_key(line) if len(line) <= MAX_LINE else None
+            key = item[0] if item is not None else None
+            if key is not None and known is not None and known.lines.get(key) == line:
                 docs[key] = known.docs[key]
+                lines[key] = line
+                continue
+            problem = _document(item[1]) if item is not None else _no_key(line)
+            if isinstance(problem, str):
+                if not tolerant:
+                    return None
+                # Kept under a key no document can have, its bytes as they were.
+                if key is None or key in docs:
+                    key = f"\u0000{index}:{secrets.token_hex(4)}"
+                docs[key] = _Doc({UNREADABLE: problem}, self._changes)
             else:
-                try:
-                    doc = json.loads(value.decode("utf-8"))
-                except ValueError:
-                    return None
-                if not isinstance(doc, dict):
-                    return None
-                docs[key] = _Doc(doc, self._changes)
+                if key in docs:
+                    if not tolerant:
+                        return None
+                    key = f"\u0000{index}:{secrets.token_hex(4)}"
+                docs[key] = _Doc(problem, self._changes)
             lines[key] = line
         return _Table.of(docs, lines)
 
@@ -341,7 +537,7 @@ class JournalStorage(Storage):
             line = raw.count(b"\n", 0, exc.start) + 1
             raise JournalUnreadable(self.path, f"not UTF-8 text (byte {exc.start})", line) from None
         try:
-            data = json.loads(raw)
+            data = _loads(raw)
         except json.JSONDecodeError as exc:
             raise JournalUnreadable(self.path, f"invalid JSON: {exc.msg} (column {exc.colno})",
                                     exc.lineno) from None
@@ -435,6 +631,77 @@ class JournalStorage(Storage):
             self._tables[name] = table
             self._settle(self._tables, identity)
 
+    def append_in_place(self, name: str, doc: Mapping[str, Any]) -> str:
+        """Add ``doc`` at the end of table ``name`` without reading the file;
+        returns its key. Costs the same at any file size: the tail is read
+        (to find the last key) and the new line written over the closing
+        braces, which follow it again. A full disk leaves the file as it was.
+
+        Raises :class:`NotAppendable` when the file is missing, or does not
+        end with a complete entry of ``name`` and the closing braces (then
+        use :meth:`read` and :meth:`append`)."""
+        with self.locked():
+            fd = self._open(os.O_RDWR)
+            if fd is None:
+                raise NotAppendable("no file yet")
+            try:
+                size = os.fstat(fd).st_size
+                key = self._next_key(fd, name, size)
+                added = b",\n" + _line(key, doc) + TRAILER
+                offset = size - len(TRAILER)
+                try:
+                    if os.pwrite(fd, added, offset) < len(added):
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+                    os.fsync(fd)
+                except OSError:
+                    # Within blocks the file already has: nothing to allocate.
+                    try:
+                        os.pwrite(fd, TRAILER, offset)
+                        os.ftruncate(fd, size)
+                        os.fsync(fd)
+                    except OSError:
+                        pass
+                    raise
+            finally:
+                os.close(fd)
+            return key
+
+    def _next_key(self, fd: int, name: str, size: int) -> str:
+        """The key after the last one, read from the file's tail; the head
+        is read to check that the file holds ``name`` alone."""
+        head = os.pread(fd, 4096, 0)
+        if not head.startswith(b"{\n" + _dumps(name) + b":{\n"):
+            raise NotAppendable("the file does not start with the table")
+        window = min(size, TAIL_WINDOW)
+        tail = os.pread(fd, window, size - window)
+        if len(tail) != window or not tail.endswith(TRAILER):
+            raise NotAppendable("the file does not end with the closing braces")
+        body = tail[:-len(TRAILER)]
+        start = body.rfind(b"\n")
+        if start < 0:
+            raise NotAppendable("the last line is longer than the window")
+        item = _split_key(body[start + 1:])
+        if item is None or not item[0].isdigit():
+            raise NotAppendable("the last line is not a numbered entry")
+        last = _document(item[1])
+        if not isinstance(last, dict) or "id" not in last or "kind" not in last:
+            raise NotAppendable("the last line is not a journal entry")
+        return str(int(item[0]) + 1)
+
+    def line_numbers(self, name: str, keys: set[str]) -> dict[str, int]:
+        """The line of the file each of ``keys`` of table ``name`` is on, as
+        last read (for messages: another writer may have moved it since)."""
+        found: dict[str, int] = {}
+        line = 2  # "{", then the first table's head
+        for table_name, table in (self._tables or {}).items():
+            if table_name == name:
+                for index, key in enumerate(table.keys):
+                    if key in keys:
+                        found[key] = line + 1 + index
+                return found
+            line += len(table.keys) + 2 if table.keys else 1
+        return found
+
     def write(self, data: Tables) -> None:
         with self.locked():
             self._check_unchanged()
@@ -519,6 +786,13 @@ class JournalStorage(Storage):
             raise
         os.close(fd)
         try:
+            try:
+                kind = _not_regular(os.lstat(self.path).st_mode)
+            except FileNotFoundError:
+                kind = None
+            if kind is not None:
+                # Made a FIFO or a device since it was opened: never replaced.
+                raise JournalPathRefused(self.path, f"is {kind}, not a journal file")
             os.replace(tmp, self.path)
         except BaseException:
             _unlink_quietly(tmp)
@@ -550,9 +824,9 @@ class JournalStorage(Storage):
 def set_aside(path: str | os.PathLike, now: datetime | None = None) -> Path:
     """Rename an unreadable journal to ``<name>.unreadable-<UTC time>``, so
     that a new one can be started in its place; returns the new path."""
-    path = Path(path)
     stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     storage = JournalStorage(path, create_dirs=False)
+    path = storage.path  # the target of a symlink, not the link
     try:
         with storage.locked():
             target = path.with_name(f"{path.name}.unreadable-{stamp}")
@@ -565,6 +839,33 @@ def set_aside(path: str | os.PathLike, now: datetime | None = None) -> Path:
     finally:
         storage.close()
     return target
+
+
+def _our_layout(raw: bytes) -> bool:
+    """The file starts the way this storage writes it: ``{``, a table head."""
+    first = raw[:4096].split(b"\n", 2)
+    return len(first) > 1 and first[0] == b"{" and first[1].startswith(b'"') and b'":{' in first[1]
+
+
+def _document(value: bytes) -> dict | str:
+    """The document ``value`` holds, or why it holds none."""
+    try:
+        doc = _loads(value.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    except ValueError as exc:
+        return f"invalid JSON: {getattr(exc, 'msg', exc)}"
+    if not isinstance(doc, dict):
+        return f"a JSON {_kind(doc)}, not an entry"
+    return doc
+
+
+def _no_key(line: bytes) -> str:
+    if len(line) > MAX_LINE:
+        return f"a line of {len(line):,} bytes, too long to be an entry"
+    if not line.strip():
+        return "an empty line"
+    return "not an entry line (no key)"
 
 
 def _split_key(line: bytes) -> tuple[str, bytes] | None:

@@ -45,10 +45,14 @@ def load_playbooks(dirs: Iterable[str | Path], config: "Config | None" = None) -
     for path in _files(dirs, problems):
         try:
             doc = located.load(path)
+            books = _FileReader(doc, names, problems, _sql_functions(config)).playbooks()
         except Invalid as exc:
             problems.extend(exc.problems)
             continue
-        for book in _FileReader(doc, names, problems).playbooks():
+        except Exception as exc:  # a bug here must cost one file, not every playbook (or the console)
+            problems.append(Problem(str(path), 1, f"could not be read: {type(exc).__name__}: {exc}"))
+            continue
+        for book in books:
             earlier = first_seen.get(book.id)
             if earlier is not None:
                 problems.append(Problem(book.path, book.line,
@@ -88,11 +92,19 @@ def _source_names(config: "Config | None") -> dict[str, set[str]] | None:
     return names
 
 
+def _sql_functions(config: "Config | None") -> tuple[str, ...]:
+    """The config's ``probes.sql_functions``: the same allow-list the run time uses."""
+    rules = getattr(config, "probes", None)
+    return tuple(getattr(rules, "sql_functions", ()))
+
+
 class _FileReader:
-    def __init__(self, doc: Document, names: dict[str, set[str]] | None, problems: list[Problem]) -> None:
+    def __init__(self, doc: Document, names: dict[str, set[str]] | None, problems: list[Problem],
+                 sql_functions: tuple[str, ...] = ()) -> None:
         self.doc = doc
         self.names = names
         self.problems = problems
+        self.sql_functions = sql_functions
         self.failed = False
 
     def fail(self, keys: tuple, message: str) -> None:
@@ -327,10 +339,9 @@ class _FileReader:
             self.fail(keys + ("query",), "an HTTP probe on a path needs a source (a service name, or 'http')")
         return {"probe": probe, "query": query, "source": source}
 
-    @staticmethod
-    def query_refused(probe: str, query: str) -> str | None:
+    def query_refused(self, probe: str, query: str) -> str | None:
         if probe == "sql":
-            return sql_is_read_only(query)
+            return sql_is_read_only(query, self.sql_functions)
         if probe == "redis":
             argv = redis_argv(query)
             return argv if isinstance(argv, str) else redis_is_read_only(argv)

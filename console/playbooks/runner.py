@@ -10,20 +10,19 @@ Actions and runnable commands change things. They run only after the
 operator has typed the target's name (a pid, a deployment, a database), never
 in read-only mode, and every attempt, whether it ran, failed or was refused,
 is recorded (the journal adds who: user and SSH client). Template values
-reach a shell only through ``shlex.quote`` and an API only after validation
-(a pid is a whole number, a deployment a Kubernetes name); commands run as
-argv ``bash -c TEXT``, bounded in time and output.
+never become shell text (see :mod:`console.playbooks.shell`: an argv with no
+shell, or ``bash -c`` with each value in an environment variable) and reach
+an API only after validation (a pid is a whole number, a deployment a
+Kubernetes name); commands run bounded in time and output.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import shlex
 import shutil
-import signal
 import time
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -31,6 +30,7 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable, Mapping, NoReturn, Sequence
 from urllib.parse import urljoin, urlsplit
 
+from console.playbooks import shell
 from console.playbooks.model import ACTIONS, PROBE_KINDS, SOURCE_KINDS, TEMPLATE, Playbook, Step
 from console.readonly import http_request, kubernetes_read, redis_argv, redis_is_read_only, sql_is_read_only
 from console.sources.base import ProbeError, Source, describe_error, utcnow
@@ -76,8 +76,9 @@ class _Plan:
     what: str  # e.g. "terminate_backend pid 4242 on primary"
     target: str
     confirmation: str
-    command: str | None
+    command: str | None  # as shown and copied; for a shell template, its pasteable text
     execute: Callable[[], Awaitable[StepResult]]
+    shell_command: shell.ShellCommand | None = None  # exactly what runs, and each value as data
 
 
 class StepRunner:
@@ -112,7 +113,7 @@ class StepRunner:
         """The template placeholders the operator fills in, in order, each once."""
         names: list[str] = []
         if step.kind == "command" or step.action == "shell":
-            names += [n for n in shell_placeholders(step.command or "") if n not in step.params]
+            names += [n for n in shell.placeholders(step.command or "") if n not in step.params]
         if step.kind in ("command", "action"):
             names += [n for v in step.params.values() for n in _placeholders(v)]
             names += [n for n in _placeholders(step.confirm) if n not in step.params and n != "source"]
@@ -126,6 +127,13 @@ class StepRunner:
         """
         plan = self._plan(step, values)
         return plan.command or plan.what
+
+    def what_runs(self, step: Step, values: Mapping[str, str]) -> list[str]:
+        """Lines for the confirmation screen: the exact argv or script, and each value as data."""
+        plan = self._plan(step, values)
+        if plan.shell_command is not None:
+            return plan.shell_command.shown()
+        return [plan.what] + ([f"runs with no shell: {plan.command}"] if plan.command else [])
 
     def expected_confirmation(self, step: Step, values: Mapping[str, str]) -> str:
         """What the operator must type: the target's name, or the step's own ``confirm``."""
@@ -162,7 +170,10 @@ class StepRunner:
             raise _Failed(f"no {PROBE_KINDS.get(kind or '', kind)} source configured"
                           + (f" named {step.source!r}" if step.source else ""))
         if kind == "sql":
-            reason = sql_is_read_only(query)
+            # The same rule as `check`, with the config's allow-list; the
+            # source judges again, then pins names and asks the catalog.
+            functions = getattr(getattr(self.config, "probes", None), "sql_functions", ())
+            reason = sql_is_read_only(query, functions)
             if reason is not None:
                 raise _Failed(f"refused: {reason}")
             # Header, rule and row count fit in MAX_LINES with the rows.
@@ -290,16 +301,17 @@ class StepRunner:
     def _shell_plan(self, step: Step, given: Mapping[str, str], params: Mapping[str, Any]) -> _Plan:
         # A shell action's params are defaults for its command's placeholders.
         lookup = {**{k: str(v) for k, v in params.items()}, **given}
-        for name, value in lookup.items():
-            if value.startswith("-") and name in shell_placeholders(step.command or ""):
-                raise Refused(f"value for {{{name}}} starts with '-', which the command would take as an option")
-        command = render_shell(step.command or "", lookup)
+        try:
+            built = shell.build(step.command or "", lookup)
+        except shell.ValueRefused as exc:
+            raise Refused(str(exc)) from None
         # The target is what the operator filled in (a pod, a host), not a default.
-        names = [n for n in self.values_needed(step) if n in given] or shell_placeholders(step.command or "")
+        names = [n for n in self.values_needed(step) if n in given] or shell.placeholders(step.command or "")
         default = lookup[names[0]] if names else step.id
         kind = "command" if step.kind == "command" else "action"
+        command = built.pasteable
         return _Plan(kind, f"`{command}`", command, self._confirmation(step, default, params, given),
-                     command, lambda: self._run_shell(command))
+                     command, lambda: self._run_shell(built), built)
 
     def _backend_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
         source = self._need_source(step)
@@ -401,9 +413,9 @@ class StepRunner:
             return f"{step.action or 'command'} ({step.id})"
 
     # ---- processes --------------------------------------------------------------
-    async def _run_shell(self, command: str) -> StepResult:
+    async def _run_shell(self, command: shell.ShellCommand) -> StepResult:
         bash = shutil.which("bash", path=self.environment.get("PATH")) or shutil.which("bash") or "/bin/bash"
-        return await self._run_process([bash, "-c", command])
+        return await self._run_process(command.exec_argv(bash), command.environment)
 
     async def _run_kubectl(self, argv: list[str]) -> StepResult:
         found = shutil.which(argv[0], path=self.environment.get("PATH", ""))
@@ -412,31 +424,18 @@ class StepRunner:
                               f"or run by hand: {shlex.join(argv)}", 0.0)
         return await self._run_process([found, *argv[1:]])
 
-    async def _run_process(self, argv: list[str]) -> StepResult:
-        """``argv`` (never a shell line), stdout and stderr merged, bounded in time and size."""
-        started = time.perf_counter()
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, env=self.environment, start_new_session=True)
-        except OSError as exc:
-            return StepResult(False, "", f"cannot start {argv[0]}: {exc.strerror or exc}", _since(started))
-        captured = bytearray()
-        try:
-            async with asyncio.timeout(self.command_timeout):
-                await _capture(process, captured)
-                code = await process.wait()
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            _kill_group(process)
-            await process.wait()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            output = bounded(_decode(captured))
+    async def _run_process(self, argv: list[str], values: Mapping[str, str] | None = None) -> StepResult:
+        """``argv`` (never a shell line), with ``values`` as its only ``ICV_`` variables, bounded."""
+        environment = {**shell.without_values(self.environment), **(values or {})}
+        done = await shell.run_bounded(argv, environment, self.command_timeout, CAPTURE_BYTES)
+        if done.not_started is not None:
+            return StepResult(False, "", done.not_started, done.took_ms)
+        output = bounded(done.output)
+        if done.timed_out:
             return StepResult(False, output, f"timed out after {self.command_timeout:g}s; stopped",
-                              _since(started), process.returncode)
-        output = bounded(_decode(captured))
-        error = None if code == 0 else f"exit status {code}"
-        return StepResult(code == 0, output, error, _since(started), code)
+                              done.took_ms, done.exit_code)
+        code = done.exit_code
+        return StepResult(code == 0, output, None if code == 0 else f"exit status {code}", done.took_ms, code)
 
     # ---- the journal -------------------------------------------------------------
     def _note(self, kind: str, **data: Any) -> None:
@@ -446,10 +445,13 @@ class StepRunner:
     def _note_run(self, playbook: Playbook, step: Step, plan: _Plan, typed: str, result: StepResult) -> None:
         common = {"playbook": playbook.id, "step": step.id, "ok": result.ok, "error": result.error,
                   "took_ms": round(result.took_ms, 1), "confirmed_by": typed}
+        # For a shell template: the argv or script that ran, and the values it was given.
+        ran = plan.shell_command.for_journal() if plan.shell_command is not None else {}
         if plan.kind == "command":
-            self._note("command", command=plan.command, exit_code=result.exit_code, output=result.output, **common)
+            self._note("command", command=plan.command, exit_code=result.exit_code, output=result.output,
+                       **ran, **common)
         else:
-            extra = {} if plan.command is None else {"command": plan.command, "exit_code": result.exit_code}
+            extra = {} if plan.command is None else {"command": plan.command, "exit_code": result.exit_code, **ran}
             self._note("action", action=step.action, target=plan.target, source=_name(self.resolve(step), step),
                        result=result.output if result.ok else (result.error or ""), output=result.output,
                        **extra, **common)
@@ -485,103 +487,6 @@ WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
   AND (%(app)s::text IS NULL OR application_name = %(app)s::text)
 ORDER BY state_change
 """
-
-
-# ---- shell templates ------------------------------------------------------------
-
-def shell_placeholders(command: str) -> list[str]:
-    """``{name}`` placeholders of a shell command; ``${NAME}`` is the shell's own."""
-    return list(dict.fromkeys(m.group(1) for m in TEMPLATE.finditer(command)
-                              if not command[:m.start()].endswith("$")))
-
-
-def render_shell(template: str, values: Mapping[str, str]) -> str:
-    """``template`` with each ``{name}`` replaced by its value as one literal shell word.
-
-    Quoting depends on where the placeholder sits: bare, it becomes
-    ``shlex.quote(value)``; inside '...' or "..." the quotes are closed
-    around it (``"a"'value'"b"``), which the shell joins into one word. Where
-    no quoting is certain to hold (backticks, ``$(...)`` inside double quotes,
-    here-documents, ANSI-C ``$'...'``, ``case`` patterns), the command is
-    refused rather than guessed at.
-    """
-    out: list[str] = []
-    stack = ["U"]  # U: unquoted (or a $( ) subshell), S: '...', D: "...", B: `...`, A: $'...'
-    heredoc = False
-    risky = re.search(r"\bcase\b", template) is not None
-    i, n = 0, len(template)
-    while i < n:
-        placeholder = TEMPLATE.match(template, i)
-        if placeholder and not template[:i].endswith("$"):
-            name = placeholder.group(1)
-            out.append(_quoted_here(name, values[name], stack, heredoc, risky))
-            i = placeholder.end()
-            continue
-        c, top = template[i], stack[-1]
-        if top == "S" or (top == "A" and c == "'"):
-            if c == "'":
-                stack.pop()
-            out.append(c)
-            i += 1
-            continue
-        if c == "\\" and i + 1 < n:
-            out.append(template[i:i + 2])
-            i += 2
-            continue
-        step = 1
-        if top == "D":
-            if c == '"':
-                stack.pop()
-            elif template.startswith("$(", i):
-                stack.append("U")
-                step = 2
-            elif c == "`":
-                stack.append("B")
-        elif top == "B":
-            if c == "`":
-                stack.pop()
-        elif top == "U":
-            if template.startswith("$'", i):
-                stack.append("A")
-                step = 2
-            elif c == "'":
-                stack.append("S")
-            elif c == '"':
-                stack.append("D")
-            elif c == "`":
-                stack.append("B")
-            elif template.startswith("$(", i) or c == "(":
-                stack.append("U")
-                step = 2 if c == "$" else 1
-            elif c == ")" and len(stack) > 1:
-                stack.pop()
-            elif template.startswith("<<", i):
-                heredoc = True
-            elif c == "#" and (i == 0 or template[i - 1] in " \t\n;&|("):
-                end = template.find("\n", i)
-                step = (n if end < 0 else end) - i  # a comment: its quotes are not quotes
-        out.append(template[i:i + step])
-        i += step
-    return "".join(out)
-
-
-def _quoted_here(name: str, value: str, stack: list[str], heredoc: bool, risky: bool) -> str:
-    top, below = stack[-1], stack[:-1]
-    plain_below = all(s == "U" for s in below)
-    if heredoc:
-        raise Refused(f"{{{name}}} follows a here-document (<<), where quoting does not hold; "
-                      "pass it as an argument instead")
-    if risky and not (top == "U" and plain_below):
-        raise Refused(f"{{{name}}} sits inside quotes in a command with `case`; write it bare")
-    quoted = shlex.quote(value)
-    if top == "U" and plain_below:
-        return quoted
-    if top == "S" and plain_below:
-        return f"'{quoted}'"
-    if top == "D" and plain_below:
-        return f'"{quoted}"'
-    raise Refused(f"{{{name}}} sits inside backticks, $'...' or a $(...) within double quotes, where "
-                  "its quoting cannot be kept; write it bare (values are quoted for you)")
 
 
 def _checked_values(values: Mapping[str, str]) -> dict[str, str]:
@@ -639,28 +544,6 @@ async def _api_call(call: Callable[[], Awaitable[Any]], done: str) -> StepResult
     except ProbeError as exc:
         return StepResult(False, "", str(exc), _since(started))
     return StepResult(True, done, None, _since(started))
-
-
-async def _capture(process: asyncio.subprocess.Process, captured: bytearray) -> None:
-    assert process.stdout is not None
-    while chunk := await process.stdout.read(16 * 1024):
-        room = CAPTURE_BYTES - len(captured)
-        if room > 0:
-            captured += chunk[:room]
-        # Past the cap, keep reading so the command never blocks on a full pipe.
-
-
-def _kill_group(process: asyncio.subprocess.Process) -> None:
-    # The command ran in its own session: its children (a pipeline, kubectl
-    # under a wrapper) go with it.
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _decode(data: bytes | bytearray) -> str:
-    return bytes(data).decode("utf-8", errors="replace")
 
 
 # ---- output -----------------------------------------------------------------------

@@ -10,13 +10,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
+from console.screens.modal import Modal
 from textual.widgets import Static
+
+from console.text import inert
 
 Section = tuple[str, Sequence[tuple[str, str]]]
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Modal[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
@@ -37,12 +39,13 @@ class HelpScreen(ModalScreen[None]):
 
     def text(self) -> Text:
         text = Text()
-        width = max((len(key) for _, rows in self.sections for key, _ in rows), default=4) + 2
+        # Command descriptions carry playbook titles and symptoms: inert.
+        width = max((len(inert(key, 40)) for _, rows in self.sections for key, _ in rows), default=4) + 2
         for title, rows in self.sections:
-            text.append(f"{title}\n", "bold underline")
+            text.append(f"{inert(title, 100)}\n", "bold underline")
             for key, description in rows:
-                text.append(f"  {key:<{width}}", "bold")
-                text.append(f"{description}\n")
+                text.append(f"  {inert(key, 40):<{width}}", "bold")
+                text.append(f"{inert(description, 400)}\n")
             text.append("\n")
         return text
 

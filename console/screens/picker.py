@@ -5,14 +5,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from console.screens.modal import Modal
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from console.text import plain
+from console.text import inert, plain
 
 
-class PlaybookPicker(ModalScreen[str | None]):
+class PlaybookPicker(Modal[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="picker.cancel")]
     DEFAULT_CSS = """
     PlaybookPicker { align: center middle; }
@@ -35,7 +35,7 @@ class PlaybookPicker(ModalScreen[str | None]):
         text = plain(("★ suggested: " if playbook.id in self.suggested else "") + playbook.title,
                      "bold yellow" if playbook.id in self.suggested else "")
         if playbook.severity:
-            text.append(f"  ({playbook.severity})", "dim")
+            text.append(f"  ({inert(playbook.severity, 10)})", "dim")
         return text
 
     def on_mount(self) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from console.screens.modal import Modal
 from textual.widgets import Input, Label
 
 from console.text import plain
 
 
-class Prompt(ModalScreen[str | None]):
+class Prompt(Modal[str | None]):
     """Ask for one line; dismisses with the text, or None on Escape."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]

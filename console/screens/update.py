@@ -6,14 +6,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from console.screens.modal import Modal
 from textual.widgets import Label, TextArea
 
 from console.incident.updates import CHANNELS
 from console.text import plain
 
 
-class UpdateComposer(ModalScreen[tuple[str, str] | None]):
+class UpdateComposer(Modal[tuple[str, str] | None]):
     """Dismisses with (channel, text) to send, or None."""
 
     BINDINGS = [

@@ -36,8 +36,21 @@ def one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups, else ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def describe_error(exc: BaseException) -> str:
-    """One line, no traceback: what an operator needs to read at 3 a.m."""
+    """One line, no traceback: what an operator needs to read at 3 a.m.
+
+    An exception group (asyncio/anyio task groups) is described by the first
+    exception inside it: "ExceptionGroup: unhandled errors in a TaskGroup"
+    tells nobody anything.
+    """
+    exc = first_leaf(exc)
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     name = type(exc).__name__

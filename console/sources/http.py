@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from console.config import ServiceTarget, redact
-from console.sources.base import Snapshot, State, bounded_poll, describe_error, utcnow
+from console.sources.base import Snapshot, State, bounded_poll, describe_error, first_leaf, one_line, utcnow
 
 MAX_BODY = 64 * 1024
 MAX_REDIRECTS = 5
@@ -59,17 +60,25 @@ class Fetched:
 
 
 @functools.cache
-def _tls() -> ssl.SSLContext:
+def _tls(ca_file: str | None = None) -> ssl.SSLContext:
     # Loading the CA bundle takes ~50 ms of blocked event loop; do it once,
     # not once per client.
-    return httpx.create_ssl_context()
+    if ca_file is None:
+        return httpx.create_ssl_context()
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        reason = _ssl_reason(exc) if isinstance(exc, ssl.SSLError) else _reason(exc)
+        raise FetchError(f"cannot use ca_file {ca_file}: {reason}") from None
 
 
-def new_client() -> httpx.AsyncClient:
+def new_client(verify: bool = True, ca_file: str | None = None) -> httpx.AsyncClient:
+    """A client for one service's TLS settings (``verify: false`` or ``ca_file``);
+    raises :class:`FetchError` for a CA file that cannot be read."""
     # No connection limit: with a cap, hung endpoints would hold every slot
     # and healthy checks would queue behind them.
     return httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
-                             follow_redirects=False, verify=_tls())
+                             follow_redirects=False, verify=_tls(ca_file) if verify else False)
 
 
 async def fetch(client: httpx.AsyncClient, url: str, *, timeout: float,
@@ -88,8 +97,15 @@ async def fetch(client: httpx.AsyncClient, url: str, *, timeout: float,
             return await _follow(client, url, sent, timeout, max_bytes, max_redirects)
     except (TimeoutError, httpx.TimeoutException):
         raise FetchError(f"timed out after {timeout:g}s") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise FetchError(_scrub(_describe(exc, url), url)) from None
+    except ExceptionGroup as group:
+        # anyio's connect runs in a task group: a socket error (a port past
+        # 65535) comes out wrapped. The one inside says what went wrong.
+        inner = first_leaf(group)
+        if isinstance(inner, (TimeoutError, httpx.TimeoutException)):
+            raise FetchError(f"timed out after {timeout:g}s") from None
+        raise FetchError(_scrub(f"cannot connect to {_host_port(url)}: {describe_error(inner)}", url)) from None
     except (OSError, ValueError) as exc:  # e.g. a URL httpx cannot even parse
         raise FetchError(_scrub(describe_error(exc), url)) from None
 
@@ -98,13 +114,22 @@ async def _follow(client: httpx.AsyncClient, url: str, headers: dict[str, str], 
                   max_bytes: int, max_redirects: int) -> Fetched:
     started = time.monotonic()
     request = client.build_request("GET", url, headers=headers, timeout=timeout)
+    home = _origin(request.url)
     visited = [str(request.url)]
     while True:
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
             problem = _redirect_problem(response, visited, max_redirects)
             if response.next_request is not None and problem is None:
+                # Configured headers (an X-Api-Key, a token) go only to the
+                # configured origin. httpx drops Authorization on a cross-origin
+                # redirect but keeps every other header, so the request is
+                # rebuilt with only the harmless defaults (and they stay
+                # off for the rest of the chain).
                 request = response.next_request
+                if _origin(request.url) != home:
+                    request = client.build_request("GET", request.url, headers=_DEFAULT_HEADERS,
+                                                   timeout=timeout)
                 visited.append(str(request.url))
                 continue
             body, truncated = await _read_bounded(response, max_bytes)
@@ -112,6 +137,13 @@ async def _follow(client: httpx.AsyncClient, url: str, headers: dict[str, str], 
                            (time.monotonic() - started) * 1000, response.charset_encoding, problem)
         finally:
             await response.aclose()
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port, the default port spelled out: what a browser
+    calls the origin, and the only place configured headers may go."""
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
 
 
 def _redirect_problem(response: httpx.Response, visited: list[str], max_redirects: int) -> str | None:
@@ -144,8 +176,14 @@ async def _read_bounded(response: httpx.Response, max_bytes: int) -> tuple[bytes
     return b"".join(chunks), False
 
 
-def _describe(exc: httpx.HTTPError, url: str) -> str:
+TLS_HINT = "set `verify: false` or `ca_file: PATH` for this service"
+
+
+def _describe(exc: httpx.HTTPError | httpx.InvalidURL, url: str) -> str:
     where = _host_port(url)
+    tls = _tls_problem(exc, where)
+    if tls is not None:
+        return tls
     reason = _reason(exc)
     if isinstance(exc, httpx.ConnectError):
         return f"cannot connect to {where}: {reason}"
@@ -158,18 +196,46 @@ def _describe(exc: httpx.HTTPError, url: str) -> str:
     return f"{type(exc).__name__} from {where}: {reason}"
 
 
+def _causes(exc: BaseException):
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if cause is None:
+            return
+        yield cause
+        cause = cause.__cause__ or cause.__context__
+
+
+def _tls_problem(exc: BaseException, where: str) -> str | None:
+    """A certificate or TLS handshake failure, in those words.
+
+    ``ssl.SSLCertVerificationError`` is an OSError with errno 1, which read as
+    an OS error says "Operation not permitted".
+    """
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            what = cause.verify_message or cause.reason or "not trusted"
+            return f"certificate problem with {where}: {what}; {TLS_HINT}"
+        if isinstance(cause, ssl.SSLError):
+            what = _ssl_reason(cause)
+            hint = " (is it plain HTTP? then use an http:// URL)" if "WRONG_VERSION" in str(cause) else ""
+            return f"TLS handshake with {where} failed: {what}{hint}"
+    return None
+
+
+def _ssl_reason(exc: ssl.SSLError) -> str:
+    # "[X509: NO_CERTIFICATE_OR_CRL_FOUND] no certificate or crl found (_ssl.c:4154)"
+    text = re.sub(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", one_line(str(exc), 200))
+    return text or exc.reason or type(exc).__name__
+
+
 def _reason(exc: BaseException) -> str:
     """The words that explain it: the OS error under httpx's wrappers if any."""
     # httpx says "All connection attempts failed" or nothing at all; the
     # errno underneath says "Connection refused" or "Connection reset by peer".
-    cause: BaseException | None = exc
-    for _ in range(8):
-        if cause is None:
-            break
-        if isinstance(cause, OSError) and cause.errno:
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and cause.errno and not isinstance(cause, ssl.SSLError):
             # Resolver errors carry negative codes that os.strerror does not know.
             return os.strerror(cause.errno) if cause.errno > 0 else str(cause.strerror or cause)
-        cause = cause.__cause__ or cause.__context__
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:200]
 
@@ -206,13 +272,15 @@ class HttpSource:
     A shared client is the caller's to close; one made here is closed here.
     """
 
-    def __init__(self, client: httpx.AsyncClient | None) -> None:
+    def __init__(self, client: httpx.AsyncClient | None, verify: bool = True, ca_file: str | None = None) -> None:
         self._client = client
         self._own_client = client is None
+        self._tls_settings = (verify, ca_file)
 
     def client(self) -> httpx.AsyncClient:
+        """Raises :class:`FetchError` when the service's ca_file cannot be used."""
         if self._client is None:
-            self._client = new_client()
+            self._client = new_client(*self._tls_settings)
         return self._client
 
     def forget(self) -> None:
@@ -232,7 +300,7 @@ class HealthCheck(HttpSource):
     kind = "http"
 
     def __init__(self, target: ServiceTarget, client: httpx.AsyncClient | None = None) -> None:
-        super().__init__(client)
+        super().__init__(client, target.verify, target.ca_file)
         self.target = target
         self.name = target.name
         self.timeout = poll_deadline(target.timeout)

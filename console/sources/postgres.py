@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 
 from console.config import PostgresTarget
 from console.readonly import sql_is_read_only
+from console.readonly.sql import parsed_probe
+from console.readonly.sql_catalog import (PINNED_SEARCH_PATH, RELATIONS_SQL, TRUSTED_EXTENSIONS, Relation,
+                                          pinned, refusal, relation_names)
 from console.sources.base import Backoff, ProbeError, Snapshot, State, unreachable, utcnow
 
 APPLICATION = "incident-console"
@@ -28,6 +31,17 @@ PROBE_ROWS = 200
 # no longer answers at all (SIGSTOP, a dead network).
 PROBE_GRACE_S = 1.0
 _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE, without importing psycopg at startup
+
+# Who the console is on this server. A superuser (or a member of
+# pg_signal_backend) can terminate any session: then a probe's safety rests on
+# the console's checks alone, and the operator is told so. pg_signal_backend
+# is looked up by name: before PostgreSQL 10 it does not exist.
+ROLE_FIELDS = """
+    'role', current_user::text,
+    'role_superuser', coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), false),
+    'role_can_signal_backends', coalesce((SELECT pg_catalog.pg_has_role(current_user, oid, 'MEMBER')
+                                          FROM pg_catalog.pg_roles WHERE rolname = 'pg_signal_backend'), false)"""
+ROLE_SQL = f"SELECT json_build_object({ROLE_FIELDS})"
 
 # Everything in one round trip. Durations are cast to numeric because
 # extract() returns double precision before PostgreSQL 14. The CTE is referenced several times, so the
@@ -73,7 +87,7 @@ per_database AS (
            count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction
     FROM sessions GROUP BY datname
 )
-SELECT json_build_object(
+SELECT json_build_object({ROLE_FIELDS},
     'server_version', current_setting('server_version'),
     'max_connections', current_setting('max_connections')::int,
     'connections_total', (SELECT count(*) FROM sessions),
@@ -150,15 +164,44 @@ class PostgresSource:
         The held connection is the one that still works when the server is
         out of connection slots, which is when probes are needed most.
         """
-        reason = sql_is_read_only(sql)
+        reason = sql_is_read_only(sql, self.target.sql_functions)
         if reason is not None:
             raise ProbeError(f"refused: {reason}")
-        return await self._on_held(lambda conn: read_only_rows(conn, sql, timeout, max_rows),
-                                   timeout + PROBE_GRACE_S)
+        return await self._on_held(
+            lambda conn: read_only_rows(conn, sql, timeout, max_rows, trusted_views=self.target.sql_views),
+            timeout + PROBE_GRACE_S)
 
     async def execute_action(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> "Rows":
-        """One statement with bound parameters (never formatted in), committed at once."""
+        """One statement with bound parameters (never formatted in), committed at once.
+
+        With an ``action_dsn`` the statement runs as that role, on a
+        connection of its own: the monitoring role can then be one that
+        cannot signal other backends at all.
+        """
+        if self.target.action_dsn:
+            return await self._as_action_role(sql, params)
         return await self._on_held(lambda conn: _bound_rows(conn, sql, params), self.timeout)
+
+    async def _as_action_role(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> "Rows":
+        import psycopg
+
+        dsn = self.target.action_dsn or ""
+
+        async def run() -> Rows:
+            conn = await psycopg.AsyncConnection.connect(
+                dsn, autocommit=True, prepare_threshold=None, application_name=f"{APPLICATION} action",
+                connect_timeout=max(2, math.ceil(self.timeout)))
+            try:
+                return await _bound_rows(conn, sql, params)
+            finally:
+                await conn.close()
+
+        try:
+            return await asyncio.wait_for(run(), self.timeout + PROBE_GRACE_S)
+        except asyncio.TimeoutError:
+            raise ProbeError(f"action connection: no answer after {self.timeout:g}s") from None
+        except psycopg.Error as exc:
+            raise ProbeError(f"action connection: {_scrub(_server_message(exc), dsn)}") from None
 
     async def _on_held(self, call: Callable[[Any], Awaitable["Rows"]], limit: float) -> "Rows":
         import psycopg
@@ -320,25 +363,34 @@ class Rows:
     truncated: bool = False
 
 
-async def read_only_rows(conn: Any, sql: str, timeout: float, max_rows: int = PROBE_ROWS) -> Rows:
+async def read_only_rows(conn: Any, sql: str, timeout: float, max_rows: int = PROBE_ROWS,
+                         trusted_views: Sequence[str] = ()) -> Rows:
     """``sql`` inside ``BEGIN READ ONLY`` with a statement timeout, always rolled back.
 
     This is the layer that holds even when a writing statement got past
-    :func:`sql_is_read_only`: PostgreSQL itself refuses the write. The
-    statement goes over the extended protocol (``stream``), which takes one
-    statement only, so ``SELECT 1; COMMIT; DELETE ...`` cannot step out of the
-    transaction; rows come one at a time, so a huge result costs ``max_rows``.
+    :func:`sql_is_read_only`: PostgreSQL itself refuses a write, the catalog
+    is asked what the text cannot show (views, row security, user-written
+    casts), and names are pinned to ``pg_catalog`` so that a lookalike
+    function in another schema is never the one that runs
+    (:mod:`console.readonly.sql_catalog`). What runs is the parsed statement
+    rendered again, so the server sees the statement that was judged. It goes
+    over the extended protocol (``stream``), which takes one statement only;
+    rows come one at a time, so a huge result costs ``max_rows``.
     """
     from contextlib import aclosing
 
+    probe = parsed_probe(sql)
+    if isinstance(probe, str):
+        raise ProbeError(f"refused: {probe}")
     try:
         await conn.execute("BEGIN READ ONLY")
-        await conn.execute("SELECT set_config('statement_timeout', %s, true)",
+        await conn.execute("SELECT pg_catalog.set_config('statement_timeout', %s, true)",
                            [str(max(1, int(timeout * 1000)))])
+        statement = await _pinned_statement(conn, probe, trusted_views)
         cursor = conn.cursor()
         rows: list[tuple[Any, ...]] = []
         columns: tuple[str, ...] = ()
-        async with aclosing(cursor.stream(sql)) as stream:
+        async with aclosing(cursor.stream(statement)) as stream:
             async for row in stream:
                 if not columns:
                     columns = _columns(cursor)
@@ -349,6 +401,55 @@ async def read_only_rows(conn: Any, sql: str, timeout: float, max_rows: int = PR
     finally:
         if conn.info.transaction_status != _IDLE and not conn.closed:
             await conn.execute("ROLLBACK")
+
+
+async def _pinned_statement(conn: Any, probe: Any, trusted_views: Sequence[str]) -> str:
+    """Resolve the probe's relations, refuse those that run user code, then pin search_path."""
+    names = relation_names(probe)
+    relations: list[Relation] = []
+    if names:
+        cursor = await conn.execute(RELATIONS_SQL, {"names": names, "extensions": list(TRUSTED_EXTENSIONS)})
+        relations = [Relation(*row) for row in await cursor.fetchall()]
+    for relation in relations:
+        reason = refusal(relation, trusted_views)
+        if reason is not None:
+            raise ProbeError(f"refused: {reason}")
+    await conn.execute("SELECT pg_catalog.set_config('search_path', %s, true)", [PINNED_SEARCH_PATH])
+    return pinned(probe, relations)
+
+
+async def role_facts(dsn: str, timeout: float = 2.0) -> dict[str, Any] | str:
+    """Who ``dsn`` connects as (role, superuser, can signal backends), or why it could not tell."""
+    import psycopg
+
+    async def ask() -> dict[str, Any]:
+        conn = await psycopg.AsyncConnection.connect(
+            dsn, autocommit=True, application_name=APPLICATION, connect_timeout=max(2, math.ceil(timeout)))
+        try:
+            cursor = await conn.execute(ROLE_SQL)
+            return (await cursor.fetchone())[0]
+        finally:
+            await conn.close()
+
+    try:
+        return await asyncio.wait_for(ask(), timeout + 1)
+    except asyncio.TimeoutError:
+        return f"no answer after {timeout:g}s"
+    except psycopg.Error as exc:
+        return _scrub(_server_message(exc), dsn)
+
+
+def role_warning(metrics: Mapping[str, Any]) -> str | None:
+    """What the operator must know about the monitoring role, or ``None``."""
+    role = str(metrics.get("role") or "?")
+    if metrics.get("role_superuser"):
+        power = "is a superuser"
+    elif metrics.get("role_can_signal_backends"):
+        power = "can terminate other sessions (pg_signal_backend)"
+    else:
+        return None
+    return (f"role {role} {power}: probes are guarded by the console alone; "
+            "monitor with a role that has pg_monitor only")
 
 
 async def _bound_rows(conn: Any, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Rows:
@@ -381,6 +482,9 @@ def _metrics(reading: dict[str, Any]) -> dict[str, Any]:
         "longest_idle_in_transaction_s": float(reading["longest_idle_in_transaction_s"]),
         "blocked_sessions": int(reading["blocked_sessions"]),
         "server_version": str(reading["server_version"]),
+        "role": str(reading["role"]),
+        "role_superuser": bool(reading["role_superuser"]),
+        "role_can_signal_backends": bool(reading["role_can_signal_backends"]),
     }
 
 

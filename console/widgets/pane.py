@@ -28,6 +28,9 @@ def state_cell(state: State) -> Text:
     return plain(STATE_MARK[state], STATE_STYLE[state])
 
 
+SUMMARY_MAX_LINES = 4  # the rest of the pane is for its table
+
+
 class LivePane(Vertical):
     """A pane fed with snapshots of one or more sources of its kinds."""
 
@@ -67,7 +70,11 @@ class LivePane(Vertical):
     def _render_readings(self) -> None:
         summary = self.summary()
         if self._summary_shown is None or not same(summary, self._summary_shown):
-            self.query_one(".summary", Static).update(summary)
+            box = self.query_one(".summary", Static)
+            box.update(summary)
+            # Its height set outright: an auto height was sometimes measured
+            # between two updates and kept (a 2-line summary cut to 1).
+            box.styles.height = min(summary.plain.count("\n") + 1, SUMMARY_MAX_LINES)
             self._summary_shown = summary
         self.table.sync(self.rows())
         self._restate()
@@ -78,7 +85,7 @@ class LivePane(Vertical):
         label = self.freshness(now)
         if label != self._freshness:
             self._freshness = label
-            self.border_subtitle = label
+            self.border_subtitle = Text(label)  # a str would be parsed as markup
             self.set_class(label.startswith("◌"), "-stale")
 
     def expect(self, count: int) -> None:

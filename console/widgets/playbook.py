@@ -62,8 +62,9 @@ class PlaybookPane(Vertical):
             return
         done = sum(1 for s in playbook.steps if ticks.get(s.id))
         total = len(playbook.steps)
-        self.border_title = f"{self.TITLE} · {inert(playbook.title, 50)}"
-        self.border_subtitle = f"{done}/{total} done"
+        # Text, not str: a border title given as a str is parsed as markup.
+        self.border_title = Text(f"{self.TITLE} · {inert(playbook.title, 50)}")
+        self.border_subtitle = Text(f"{done}/{total} done")
         if changed:
             summary = Text(inert(playbook.title, 100), "bold")
             if playbook.severity:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from console.readings import STATE_MARK, duration, percent
+from console.sources.postgres import role_warning
 from console.text import inert, plain
 from console.widgets.pane import STATE_STYLE, LivePane
 from console.widgets.table import Row
@@ -39,6 +40,11 @@ class PostgresPane(LivePane):
             states = m.get("connections_by_state", {})
             text.append(" · ".join(f"{inert(k, 30)} {v}" for k, v in sorted(states.items())) or "no other sessions",
                         "dim")
+            warning = role_warning(m)
+            if warning is not None:
+                # On screen, where the war room sees it: the one layer that
+                # cannot be bypassed (the role's own privileges) is missing.
+                text.append(f"\n  ⚠ {inert(warning, 200)}", "bold yellow")
         return text
 
     def rows(self) -> list[Row]:

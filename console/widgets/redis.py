@@ -8,7 +8,7 @@ from rich.text import Text
 
 from console.readings import STATE_MARK, duration, millis, number, percent, size
 from console.sources.base import Snapshot
-from console.text import plain
+from console.text import inert, plain
 from console.widgets.pane import STATE_STYLE, LivePane
 from console.widgets.table import Row
 
@@ -46,7 +46,7 @@ class RedisPane(LivePane):
         for snap in self.ordered():
             if text:
                 text.append("  ")
-            text.append(f"{STATE_MARK[snap.state]} {snap.name}", STATE_STYLE[snap.state])
+            text.append(f"{STATE_MARK[snap.state]} {inert(snap.name, 30)}", STATE_STYLE[snap.state])
             if snap.error:
                 text.append(" " + plain(snap.error, limit=120).plain, "red")
         return text

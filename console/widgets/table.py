@@ -14,6 +14,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
+from console.text import inert
+
 Row = tuple[str, Sequence[Text]]
 
 
@@ -41,7 +43,8 @@ class ReadingTable(DataTable):
     def on_mount(self) -> None:
         last = len(self._columns) - 1
         for i, (label, width) in enumerate(self._columns):
-            self.add_column(label, key=label, width=width if width is None or i == last else width + 1)
+            # A str label would be parsed as markup; Redis columns are named by the config.
+            self.add_column(Text(inert(label, 60)), key=label, width=width if width is None or i == last else width + 1)
 
     def update_cell(self, row_key, column_key, value, *, update_width: bool = False) -> None:
         """As DataTable's, but repaint only the changed row: the stock method
