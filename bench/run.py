@@ -72,10 +72,12 @@ import yaml  # noqa: E402
 import journal_append  # noqa: E402
 from pty_run import CONSOLE_DONE, Terminal, console_argv  # noqa: E402
 
+from console import paths  # noqa: E402
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONSOLE_ROLE = "console_mon"
 PGACT_ROLE = "pgact_mon"
-REPO_PLAYBOOKS = ROOT / "playbooks"
+REPO_PLAYBOOKS = paths.shipped_playbooks()
 # In (7) every refresh's snapshots are taken by the panes; the screen is drawn
 # once every RENDER_EVERY refreshes (a full draw per refresh takes ~90 ms
 # headless, and 10,000 of them would take a quarter of an hour).

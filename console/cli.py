@@ -138,11 +138,16 @@ def _load(args: argparse.Namespace) -> config_module.Config:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from console.playbook_desk import playbook_dirs
+    from console import paths
+    from console.incident.desk import playbook_dirs
     from console.playbooks import load_playbooks
 
     try:
-        cfg = _load(args)
+        if getattr(args, "config", None) is None and not paths.default_config().exists():
+            # Nothing configured yet (a fresh install): check what ships, the playbooks.
+            cfg = config_module.parse("{}", f"{paths.default_config()} (no config file)")
+        else:
+            cfg = _load(args)
     except Invalid as exc:
         print(exc)
         return EXIT_USAGE
@@ -168,7 +173,8 @@ def _role_warnings(cfg: config_module.Config) -> list[str]:
     """
     import asyncio
 
-    from console.sources.postgres import role_facts, role_warning
+    from console.readings import role_warning
+    from console.sources.postgres import role_facts
 
     async def ask() -> list[object]:
         return await asyncio.gather(*(role_facts(t.dsn, min(t.timeout, 2.0)) for t in cfg.postgres))
@@ -253,7 +259,8 @@ def _replace_file(output: str, data: bytes) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from console.sources import State, build_sources, close_all, overall, poll_once
+    from console.incident.session import IncidentSession
+    from console.sources import State, build_sources, close_all, overall
     from console.sources.base import utcnow
 
     cfg = _load(args)
@@ -261,7 +268,7 @@ def _status(args: argparse.Namespace) -> int:
 
     async def once():
         try:
-            return await poll_once(sources, cfg.thresholds)
+            return await IncidentSession(cfg).check_once(sources)
         finally:
             await close_all(sources)
 
@@ -356,22 +363,20 @@ def _note(args: argparse.Namespace) -> int:
     When it cannot be written, it goes to a recovery file that the next
     console, note or export on this journal merges back; the message says
     which of the two happened, and exit 1 either way."""
-    from console.incident.journal import (JournalPathRefused, JournalUnreadable, current_operator, new_event,
-                                          parse_tags, utcnow, write_event)
+    from console.incident.journal import JournalPathRefused, JournalUnreadable
     from console.incident.recovery import save
+    from console.incident.session import IncidentSession
 
     path = _incident_path(args)
     if path is None:
         return EXIT_USAGE
-    text = " ".join(args.text)
-    event = new_event("note", current_operator(), utcnow(), text=text, tags=parse_tags(text), pinned=False)
     try:
-        where = write_event(path, event)
+        event, where = IncidentSession.note_to(path, " ".join(args.text))
     except JournalPathRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (OSError, JournalUnreadable) as exc:
-        why = _why_not_written(exc)
+        event, why = exc.event, _why_not_written(exc)
     else:
         print(f"noted at {event.at:%H:%M:%S} UTC in {where}")
         return EXIT_OK
@@ -466,7 +471,7 @@ def _leave_journal(journal, app) -> None:
     """Close the journal; say on the terminal where unwritten entries went
     (the app saved them at quit), or save them now if the app did not get
     to (it crashed), or print them if they can be saved nowhere."""
-    from console.scribe import leaving
+    from console.incident.session import leaving
 
     journal.close()
     for message in [*getattr(app, "exit_messages", ()), leaving(journal)]:

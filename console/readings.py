@@ -7,9 +7,9 @@ same everywhere.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
-from console.sources.base import Snapshot, State
+from console.vocabulary import Snapshot, State
 
 # Words and symbols beside colours, so a state reads on a greyscale projector.
 STATE_MARK = {
@@ -88,3 +88,16 @@ def summary(snap: Snapshot) -> str:
         return (f"{m.get('workloads')} workloads, {m.get('unavailable_replicas')} replicas unavailable, "
                 f"{m.get('crashlooping_pods')} crashlooping, {m.get('warning_events')} warnings/15m")
     return snap.error or ""
+
+
+def role_warning(metrics: Mapping[str, Any]) -> str | None:
+    """What the operator must know about the monitoring role, or ``None``."""
+    role = str(metrics.get("role") or "?")
+    if metrics.get("role_superuser"):
+        power = "is a superuser"
+    elif metrics.get("role_can_signal_backends"):
+        power = "can terminate other sessions (pg_signal_backend)"
+    else:
+        return None
+    return (f"role {role} {power}: probes are guarded by the console alone; "
+            "monitor with a role that has pg_monitor only")

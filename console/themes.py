@@ -1,9 +1,9 @@
 """Colour themes: YAML files turned into Textual themes.
 
-Shipped themes live in ``themes/``; a user adds one by dropping a YAML file in
-``$XDG_CONFIG_HOME/incident-console/themes/``. A theme file that cannot be
-used is reported as ``path:line: message`` and left out, so the console
-always starts with a theme it can draw (the default).
+Shipped themes live in the package, ``console/shipped/themes/``; a user adds
+one by dropping a YAML file in ``$XDG_CONFIG_HOME/incident-console/themes/``.
+A theme file that cannot be used is reported as ``path:line: message`` and
+left out, so the console always starts with a theme it can draw (the default).
 
 This module imports no Textual at import time: ``check`` and the config
 reader use :func:`theme_names` without paying for the TUI.
@@ -18,7 +18,7 @@ from typing import Any
 from console import located, paths
 from console.located import Invalid, Problem
 
-SHIPPED = Path(__file__).resolve().parent.parent / "themes"
+SHIPPED = paths.shipped_themes()
 DEFAULT = "dark"
 COLOR_KEYS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground", "background",
               "surface", "panel", "boost")

@@ -72,3 +72,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.servers)
         if not any(m.name in ("servers", "slow") for m in item.iter_markers()):
             item.add_marker(pytest.mark.quick)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs that can really fill up (needs mount privileges)."""
+    from disks import mounted_small_disk
+
+    yield from mounted_small_disk(tmp_path / "small")

@@ -173,7 +173,7 @@ async def test_a_refused_write_is_on_screen_and_nothing_is_lost(tmp_path):
         await pilot.press(*"while the disk refuses", "enter")
         await pilot.pause()
         assert any(sev == "error" and str(directory) in msg for msg, sev in shown)
-        assert app.timeline.table.row_count == 2  # shown, though only in memory
+        assert app.main.timeline.table.row_count == 2  # shown, though only in memory
         directory.unlink()
         await wait(pilot, lambda: not journal.pending, timeout=6)  # retried on the refresh timer
     texts = [e.data["text"] for e in Journal(path).events()]

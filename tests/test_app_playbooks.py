@@ -58,7 +58,7 @@ def _connect_once_freed(dsn: str, within_s: float = 10.0) -> psycopg.Connection:
 
 
 def _step_row(app, step_id: str) -> int:
-    return [s.id for s in app.desk.by_id[BOOK].steps].index(step_id)
+    return [s.id for s in app.session.desk.by_id[BOOK].steps].index(step_id)
 
 
 async def _select(pilot, app, step_id: str) -> None:
@@ -76,8 +76,8 @@ async def test_walk_through_an_exhausted_pool(pg, tmp_path):
     app, journal = _console(pg, tmp_path)
     try:
         async with app.run_test(size=(160, 48)) as pilot:
-            await wait(pilot, lambda: app.desk is not None and BOOK in app.desk.suggested)
-            app.start_playbook(BOOK)
+            await wait(pilot, lambda: app.session.desk is not None and BOOK in app.session.desk.suggested)
+            app.main.start_playbook(BOOK)
             await pilot.pause()
             pane = app.query_one(PlaybookPane)
             assert pane.playbook.id == BOOK and not pane.ticks.get("connections-recovered")
@@ -130,12 +130,12 @@ async def test_read_only_refuses_actions_and_says_so(pg, tmp_path):
     app, journal = _console(pg, tmp_path, read_only=True)
     try:
         async with app.run_test(size=(160, 48)) as pilot:
-            await wait(pilot, lambda: app.desk is not None)
-            app.start_playbook(BOOK)
+            await wait(pilot, lambda: app.session.desk is not None)
+            app.main.start_playbook(BOOK)
             await _select(pilot, app, "terminate-idle-in-transaction")
             await pilot.press("enter")
             await wait(pilot, lambda: any(e.kind == "action" for e in journal.events()))
-            assert "READ-ONLY" in app.header._shown.plain
+            assert "READ-ONLY" in app.main.header._shown.plain
     finally:
         alive = victim.execute("SELECT 1").fetchone()
         victim.close()

@@ -262,21 +262,21 @@ def _console_with_playbooks(tmp_path: Path):
 
 
 def _every_pane_read(app) -> bool:
-    return all(pane.snapshots for pane in app.panes if pane.id in ("postgres", "redis"))
+    return all(pane.snapshots for pane in app.main.panes if pane.id in ("postgres", "redis"))
 
 
 async def test_broken_playbook_files_are_shown_and_every_pane_reads(tmp_path):
     app, books = _console_with_playbooks(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait(pilot, lambda: _every_pane_read(app), what="first readings")
-        await wait(pilot, lambda: app.desk is not None, what="playbooks loaded")
+        await wait(pilot, lambda: app.session.desk is not None, what="playbooks loaded")
         shown = [str(n.message) for n in app._notifications]
         for name in ("deep.yaml", "bomb.yaml", "shape.yaml"):
             assert any(m.startswith(f"{books / name}:") for m in shown), (name, shown)
 
 
 async def test_playbooks_that_hang_or_crash_never_hold_back_readings(tmp_path, monkeypatch):
-    import console.playbook_desk as desk_module
+    import console.incident.desk as desk_module
 
     release = threading.Event()
 
@@ -290,7 +290,7 @@ async def test_playbooks_that_hang_or_crash_never_hold_back_readings(tmp_path, m
     try:
         async with app.run_test(size=(160, 48)) as pilot:
             await wait(pilot, lambda: _every_pane_read(app), what="first readings while playbooks load")
-            assert app.desk is None
+            assert app.session.desk is None
             release.set()
             await wait(pilot, lambda: app.playbooks_error is not None, what="the playbook error")
             assert "RecursionError" in app.playbooks_error

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from console import cli, config
+from console import config
 from console.app import IncidentConsole
 from console.incident import recovery
 from console.incident import storage as storage_module
 from console.incident.journal import Journal, new_event, write_event
 from console.incident.storage import JournalStorage
+from disks import fill
 from screen import wait, widget_texts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,38 +60,11 @@ def _texts(path: Path) -> list[str]:
 
 # -- a full disk -------------------------------------------------------------------
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 256 KiB tmpfs, filled up by the test with fill() (needs mount)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs to fill up: {done.stderr.strip()}")
-    yield mount
-    if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def fill(directory: Path) -> Path:
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
-
-
-def test_note_on_a_full_disk_says_where_the_entry_is_and_it_is_merged_back(full_disk, data_home):
-    path = full_disk / "journal.json"
+def test_note_on_a_full_disk_says_where_the_entry_is_and_it_is_merged_back(small_disk, data_home):
+    path = small_disk / "journal.json"
     _journal(path, "before")
     before = path.read_bytes()
-    filler = fill(full_disk)
+    filler = fill(small_disk)
 
     # Longer than a page: an entry that fits the file's last page is written.
     text = "written while the disk is full " + "x" * 5000
@@ -119,22 +93,22 @@ def test_merging_a_recovery_file_twice_adds_nothing(tmp_path):
     assert _texts(path) == ["first", "recovered"] and not saved.exists()
 
 
-def test_note_says_the_entry_was_not_saved_when_nothing_can_be_written(full_disk):
-    path = full_disk / "journal.json"
+def test_note_says_the_entry_was_not_saved_when_nothing_can_be_written(small_disk):
+    path = small_disk / "journal.json"
     _journal(path, "before")
-    fill(full_disk)
+    fill(small_disk)
     done = _run("note", "--incident", str(path), "lost unless printed " + "x" * 5000,
-                env={"XDG_DATA_HOME": str(full_disk / "data")})
+                env={"XDG_DATA_HOME": str(small_disk / "data")})
     assert done.returncode == 1
     assert "the entry was NOT saved" in done.stderr and "lost unless printed" in done.stderr
     assert "kept in memory" not in done.stderr
 
 
-def test_an_append_in_place_on_a_full_disk_leaves_the_file_as_it_was(full_disk):
-    path = full_disk / "journal.json"
+def test_an_append_in_place_on_a_full_disk_leaves_the_file_as_it_was(small_disk):
+    path = small_disk / "journal.json"
     _journal(path, *[f"note {n}" for n in range(40)])
     before = path.read_bytes()
-    fill(full_disk)
+    fill(small_disk)
     # Big enough to need a new page of the file.
     event = new_event("note", ALICE, Journal(path, operator=ALICE).events()[-1].at, text="x" * 20000)
     with pytest.raises(OSError) as raised:
@@ -148,12 +122,12 @@ def _console(path: Path) -> tuple[IncidentConsole, Journal]:
     return IncidentConsole(CFG, sources=[], journal=journal), journal
 
 
-async def test_quitting_with_unwritten_entries_saves_them_names_the_file_and_merges_them(full_disk, data_home):
-    path = full_disk / "journal.json"
+async def test_quitting_with_unwritten_entries_saves_them_names_the_file_and_merges_them(small_disk, data_home):
+    path = small_disk / "journal.json"
     app, journal = _console(path)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("n", *"before", "enter")
-        filler = fill(full_disk)
+        filler = fill(small_disk)
         await pilot.press(*"typed while the disk was full", "enter")
         await pilot.pause()
         assert len(journal.pending) == 1
@@ -167,16 +141,16 @@ async def test_quitting_with_unwritten_entries_saves_them_names_the_file_and_mer
 
 
 async def test_quit_is_refused_when_nothing_can_be_saved_and_forced_quit_prints_the_entries(
-        full_disk, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(full_disk / "data"))
-    path = full_disk / "journal.json"
+        small_disk, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(small_disk / "data"))
+    path = small_disk / "journal.json"
     app, journal = _console(path)
     shown = []
     notify = app.notify
     app.notify = lambda message, **kw: (shown.append(message), notify(message, **kw))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("n", *"before", "enter")
-        fill(full_disk)
+        fill(small_disk)
         await pilot.press(*"nowhere to go", "enter", "escape")
         await pilot.press("q")
         await pilot.pause()
@@ -291,16 +265,16 @@ def test_an_export_never_overwrites_a_journal(tmp_path, how):
     assert {p: p.read_bytes() for p in tmp_path.glob("*.json")} == protected
 
 
-def test_an_export_replaces_its_file_whole_or_not_at_all(full_disk):
-    path = full_disk / "journal.json"
+def test_an_export_replaces_its_file_whole_or_not_at_all(small_disk):
+    path = small_disk / "journal.json"
     _journal(path, *[f"a long note {n} " + "x" * 400 for n in range(30)])
-    out = full_disk / "pm.md"
+    out = small_disk / "pm.md"
     out.write_text("the old post-mortem\n")
-    fill(full_disk)
+    fill(small_disk)
     done = _run("export", "--incident", str(path), "-o", str(out))
     assert done.returncode == 2 and "No space left" in done.stderr
     assert out.read_text() == "the old post-mortem\n"
-    assert [p.name for p in full_disk.iterdir() if p.name.endswith(".tmp")] == []
+    assert [p.name for p in small_disk.iterdir() if p.name.endswith(".tmp")] == []
 
 
 # -- entries another program wrote --------------------------------------------------

@@ -23,7 +23,8 @@ from textual import events
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
 
 from console import config
-from console.app import PANES, IncidentConsole
+from console.app import IncidentConsole
+from console.screens.main import PANES, MainScreen
 from console.incident.journal import Journal
 from console.screens.help import HelpScreen
 from test_layout import CONFIG, FROZEN, scripted_sources, settle
@@ -34,7 +35,9 @@ BURSTS = ["]]", "123456", "[[", "654321", "]]]]]]]]]]]]", "1]2[3]4[5]6", "z]]z",
 IDLE_WINDOW_S = 0.5
 IDLE_CPU_BUDGET_S = 0.25  # a spinning loop burns ~0.5 s of CPU in a 0.5 s window
 DRAIN_CPU_S = 3.0  # what the keys asked for may take this much CPU before the app is idle
-ANSWER_WITHIN_S = 2.0
+# Liveness, not speed: a wedged app never answers; a loaded CI machine answers
+# late. Key latency targets live in bench/.
+ANSWER_WITHIN_S = 10.0
 
 # A playbook with one step of every kind. Running its command or action needs
 # a typed phrase no random sequence will produce; the test then checks that
@@ -237,7 +240,7 @@ async def test_a_burst_ends_on_the_pane_its_last_key_names(tmp_path, size):
                            ("6[[", "redis"), ("1" + "]" * 13, "errors")):
             await burst(app, list(keys))
             await idle_cpu()
-            assert app.current_pane == last, keys
+            assert app.main.current_pane == last, keys
             assert tabs.active == f"tab-{last}", keys
             assert app.query_one(f"#{last}").has_class("-current")
             assert app.focused in app.query_one(f"#{last}").query("*"), keys
@@ -273,7 +276,7 @@ def bound_keys() -> set[str]:
     from console.widgets.timeline import TimelinePane
 
     keys = set()
-    for owner in (IncidentConsole, PlaybookPane, TimelinePane, HelpScreen, confirm.ConfirmTyped,
+    for owner in (IncidentConsole, MainScreen, PlaybookPane, TimelinePane, HelpScreen, confirm.ConfirmTyped,
                   picker.PlaybookPicker, prompt.Prompt, update.UpdateComposer):
         for binding in owner.BINDINGS:
             keys.update(k.strip() for k in binding.key.split(","))

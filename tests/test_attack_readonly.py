@@ -24,7 +24,8 @@ from console.playbooks.model import Playbook, Step
 from console.playbooks.runner import StepRunner
 from console.readonly import redis_is_read_only, sql_is_read_only
 from console.sources.base import ProbeError
-from console.sources.postgres import PostgresSource, role_warning
+from console.readings import role_warning
+from console.sources.postgres import PostgresSource
 
 BOOK = Playbook("attack", "Attack", "sev1", (), (), (), "playbooks/attack.yaml", 1)
 VICTIM = "victim"
@@ -229,9 +230,9 @@ async def test_without_the_pinned_search_path_the_lookalike_would_have_killed(pg
 
 async def test_a_source_checks_by_itself_when_the_runner_is_bypassed(pg_server, trapped, victims, source):
     with pytest.raises(ProbeError, match="refused: SQL probe calls pg_terminate_backend"):
-        await source.probe("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", 2.0)
+        await source.probe_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", 2.0)
     with pytest.raises(ProbeError, match="refused: public.innocent is a view"):
-        await source.probe("SELECT * FROM innocent", 2.0)
+        await source.probe_sql("SELECT * FROM innocent", 2.0)
     await assert_unharmed(pg_server, trapped, victims)
 
 
@@ -241,12 +242,12 @@ async def test_the_config_vouches_for_functions_and_views_by_name(pg_server, tra
     with psycopg.connect(pg_server.dsn(trapped), autocommit=True) as conn:
         conn.execute("CREATE VIEW ledger_view AS SELECT id FROM ledger")
     try:
-        rows = await trusting.probe("SELECT count(*) FROM ledger_view", 2.0)
+        rows = await trusting.probe_sql("SELECT count(*) FROM ledger_view", 2.0)
         assert rows.rows == ((3,),)
     finally:
         await trusting.close()
     with pytest.raises(ProbeError, match="public.ledger_view is a view"):
-        await source.probe("SELECT count(*) FROM ledger_view", 2.0)
+        await source.probe_sql("SELECT count(*) FROM ledger_view", 2.0)
 
 
 def test_the_config_key_is_validated_with_its_line():
@@ -309,7 +310,7 @@ def test_obfuscated_writes_are_refused_or_harmless(pg_server, trapped, query):
         probing = PostgresSource(PostgresTarget("primary", pg_server.dsn(trapped), 3.0))
         try:
             try:
-                await probing.probe(query, 2.0)
+                await probing.probe_sql(query, 2.0)
                 accepted = True
             except ProbeError:
                 accepted = False

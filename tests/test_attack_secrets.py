@@ -257,7 +257,7 @@ async def test_no_channel_shows_a_secret_the_servers_echo_back(tmp_path, monkeyp
         app = IncidentConsole(cfg, journal=journal)
         async with app.run_test(size=(200, 60)) as pilot:
             def state(name):
-                snap = next((s for s in app.latest.values() if s.name == name), None)
+                snap = next((s for s in app.session.latest.values() if s.name == name), None)
                 return snap and snap.state
             await wait(pilot, lambda: state("primary") is State.OK and state("cache") is State.OK
                        and state("wrongpw") is State.UNREACHABLE and state("nohost") is State.UNREACHABLE
@@ -271,7 +271,7 @@ async def test_no_channel_shows_a_secret_the_servers_echo_back(tmp_path, monkeyp
             assert seen["/echo"]["authorization"] == "Basic " + base64.b64encode(f"svc:{SVC_PW}".encode()).decode()
             assert [r.ok for r in results] == [True, True, True, True, False], results
             assert "*** " in results[0].output or "***" in results[0].output
-            errors = {s.name: s.error for s in app.latest.values()}
+            errors = {s.name: s.error for s in app.session.latest.values()}
             assert "password authentication failed" in (errors["wrongpw"] or ""), errors
             assert "no-such-host.invalid" in (errors["nohost"] or ""), errors
             assert not leaks(screen_text(app))

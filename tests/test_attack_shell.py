@@ -15,18 +15,18 @@ import asyncio
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 from rich.text import Text
 
+from console import paths
 from console.config import parse
 from console.playbooks import load_playbooks, shell
 from console.playbooks.model import Playbook, Step
 from console.playbooks.runner import Refused, StepRunner
 
 BOOK = Playbook("attack", "attack", "sev1", (), (), (), "playbooks/attack.yaml", 1)
-PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
+PLAYBOOKS = paths.shipped_playbooks()
 
 # The contexts of the issue, and the ones an attacker tries next.
 CONTEXTS = {

@@ -195,24 +195,24 @@ async def test_hostile_text_through_every_surface_of_the_console(tmp_path):
     cfg = config.parse(f"refresh: 5\nplaybooks: [{str(books)!r}]\n", "hostile.yaml", env={})
     app = IncidentConsole(cfg, journal=journal)
     async with app.run_test(size=(160, 48), notifications=True) as pilot:
-        await wait(pilot, lambda: app.desk is not None, what="playbooks loaded")
-        assert {p.id for p in app.desk.playbooks} >= {"hostile", "bare", "long"}, app.desk.problems
-        app.start_playbook("hostile")
+        await wait(pilot, lambda: app.session.desk is not None, what="playbooks loaded")
+        assert {p.id for p in app.session.desk.playbooks} >= {"hostile", "bare", "long"}, app.session.desk.problems
+        app.main.start_playbook("hostile")
         await pilot.pause(0.3)
         shown = assert_clean_screen(app, "main screen")
         # Markup is shown as written: the header, the playbook's border, summary and steps, the timeline.
         assert "TITLE [link=https://evil.example/]LINK[/link]" in shown and "IC IC[@click=app.q" in shown
         assert "Playbook · BOOK [link=https://evil.example/]" in shown and "STEP [@click=app.quit]CLICK[/]" in shown
         assert "OPER[@cli" in shown and "Note: NOTE ZW\ufffd" in shown
-        cells = [cell for table in (app.timeline.table, app.playbook_pane.table)
+        cells = [cell for table in (app.main.timeline.table, app.main.playbook_pane.table)
                  for key in table.rows for cell in table.get_row(key)]
         assert_clean_text("\n".join(cell.plain for cell in cells), "timeline and checklist cells")
         assert any("NOTE [@click=app.quit]CLICK[/]" in cell.plain for cell in cells)
         assert all(not cell.spans for cell in cells)
-        assert app.playbook_pane.border_title and "BOOK" in str(app.playbook_pane.border_title)
+        assert app.main.playbook_pane.border_title and "BOOK" in str(app.main.playbook_pane.border_title)
 
         app.notify("TOAST " + ALL, title="TOASTED " + ALL, severity="warning")
-        app.timeline.notify("[@click=app.quit]WIDGET[/] [/var/lib/postgresql]")  # a widget's notify too
+        app.main.timeline.notify("[@click=app.quit]WIDGET[/] [/var/lib/postgresql]")  # a widget's notify too
         app.notify(SURROGATE + LONG)
         await pilot.pause(0.3)
         shown = assert_clean_screen(app, "notifications")
@@ -223,7 +223,7 @@ async def test_hostile_text_through_every_surface_of_the_console(tmp_path):
         assert "TOASTED [link=" in said and "LONE\ufffd\ufffdSUR" in said
         assert "TOAST [link=" in shown
 
-        app.action_export()  # its toast names the hostile folder
+        app.main.action_export()  # its toast names the hostile folder
         await pilot.pause(0.3)
         shown = assert_clean_screen(app, "export toast")
         assert "post-mortem written to" in shown and "HOME" in shown
@@ -259,8 +259,8 @@ async def test_hostile_text_through_every_surface_of_the_console(tmp_path):
         await pilot.press("u")  # the update composer, filled from the incident
         await _step_back(pilot, app, "update composer")
 
-        notes = [n.id for n in app.scribe.incident(app.clock()).notes]
-        table = app.timeline.table
+        notes = [n.id for n in app.session.incident(app.clock()).notes]
+        table = app.main.timeline.table
         table.focus()
         row = table.get_row_index(notes[0])
         table.move_cursor(row=row)

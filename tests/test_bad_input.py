@@ -15,9 +15,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from console import cli
+from console import cli, paths
 
-ROOT = Path(__file__).parent.parent
 BASE_CONFIG = {
     "environment": {"name": "production", "banner": "red", "read_only": False},
     "refresh": 2,
@@ -32,7 +31,7 @@ BASE_CONFIG = {
     "playbooks": ["./playbooks"],
     "theme": "war-room",
 }
-BASE_PLAYBOOK = yaml.safe_load((ROOT / "playbooks" / "api-down.yaml").read_text())
+BASE_PLAYBOOK = yaml.safe_load((paths.shipped_playbooks() / "api-down.yaml").read_text())
 TRIED = {"config": 0, "playbook": 0, "bytes": 0}
 
 LINE = re.compile(r"^\S.*:\d+: \S")

@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from console import config
-from console.demo.sandbox import MAXMEMORY, REPO_PLAYBOOKS, DemoSandbox
+from console.demo.sandbox import MAXMEMORY, SHIPPED_PLAYBOOKS, DemoSandbox
 
 FAULTS = {"exhaust-postgres", "block-postgres", "hang-redis", "redis-evictions",
           "api-errors", "api-slow", "api-down", "api-hang", "k8s-forbidden"}
@@ -156,7 +156,7 @@ def test_config_file_loads_and_points_at_the_sandbox(sandbox):
     assert cfg.prometheus is None and cfg.kubernetes.namespaces == ("app",)
     assert [(s.name, s.url, s.metrics) for s in cfg.services] == [
         (s.name, s.health_url, s.metrics_url) for s in (sandbox.checkout, sandbox.payments)]
-    assert cfg.playbooks == ((REPO_PLAYBOOKS,) if REPO_PLAYBOOKS.is_dir() else ())
+    assert cfg.playbooks == ((SHIPPED_PLAYBOOKS,) if SHIPPED_PLAYBOOKS.is_dir() else ())
     with psycopg.connect(cfg.postgres[0].dsn) as conn:
         assert conn.execute("SELECT current_database()").fetchone()[0] == "app"
     assert redis.Redis.from_url(cfg.redis[0].url, socket_timeout=1).ping()

@@ -11,7 +11,8 @@ from textual.command import CommandPalette
 from textual.widgets import Input
 
 from console import config
-from console.app import GRID_ORDER, PANES, IncidentConsole
+from console.app import IncidentConsole
+from console.screens.main import GRID_ORDER, PANES
 from console.keymap import BINDING_IDS
 from console.screens.help import HelpScreen
 from scripted import ScriptedSource
@@ -54,7 +55,7 @@ async def settle(pilot, timeout: float = 5.0) -> None:
     """Every source read, playbooks loaded, toasts gone: a still screen."""
     app = pilot.app
     deadline = asyncio.get_running_loop().time() + timeout
-    while len(app.latest) < 5 or app.desk is None:
+    while len(app.session.latest) < 5 or app.session.desk is None:
         assert asyncio.get_running_loop().time() < deadline, "sources never answered"
         await pilot.pause(0.05)
     await pilot.pause(0.1)
@@ -194,7 +195,9 @@ def test_every_binding_has_an_id_the_keymap_knows():
     from console.widgets.timeline import TimelinePane
 
     ids = []
-    for owner in (IncidentConsole, PlaybookPane, TimelinePane, HelpScreen, confirm.ConfirmTyped,
+    from console.screens.main import MainScreen
+
+    for owner in (IncidentConsole, MainScreen, PlaybookPane, TimelinePane, HelpScreen, confirm.ConfirmTyped,
                   picker.PlaybookPicker, prompt.Prompt, update.UpdateComposer):
         for binding in owner.BINDINGS:
             assert binding.id, f"{owner.__name__}: {binding.key} has no id"

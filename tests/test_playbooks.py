@@ -17,15 +17,14 @@ import psycopg
 import pytest
 import redis
 
-from console import config
+from console import config, paths
 from console.playbooks import Condition, Playbook, check, load_playbooks
 from console.playbooks.importer import import_markdown
 from console.readonly import http_is_read_only, kubernetes_is_read_only, redis_is_read_only, sql_is_read_only
 from console.sources.base import Snapshot, State
 from test_config import GOOD as DESIGN_EXAMPLE
 
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "playbooks"
+SHIPPED = paths.shipped_playbooks()
 # A copy of ../shared/seeds: the runbooks our users have, kept with the tests.
 SEEDS = Path(__file__).resolve().parent / "seeds"
 

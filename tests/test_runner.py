@@ -327,7 +327,7 @@ async def test_the_redis_source_refuses_a_write_the_runner_let_through(cache, re
     assert result.error == "refused: SET is not a read command (Redis probes run read commands only)"
     assert redis_client.get("greeting") == b"hello"
     with pytest.raises(ProbeError, match="FLUSHALL is not a read command"):
-        await cache.probe(["FLUSHALL"], 1.0)
+        await cache.probe_redis(["FLUSHALL"], 1.0)
 
 
 # ---- HTTP, PromQL and Kubernetes probes -------------------------------------------------

@@ -87,7 +87,7 @@ services:
             for where, text in widget_texts(app).items():
                 assert not leaks(text), where
             assert not leaks(screen_text(app))
-            errors = " ".join(s.error or "" for s in app.latest.values())
+            errors = " ".join(s.error or "" for s in app.session.latest.values())
             assert "127.0.0.1" in errors and not leaks(errors)
             await pilot.press("q")
 

@@ -151,3 +151,23 @@ def test_a_session_without_a_journal_still_observes(tmp_path):
     session = IncidentSession(config.parse("refresh: 1\n", "t.yaml", env={}))
     assert session.observe(_pg(0.95)).events == ()
     assert session.incident().declared is False
+
+
+async def test_check_once_judges_every_source_as_the_console_does(tmp_path):
+    from scripted import ScriptedSource
+
+    session, _ = _session(tmp_path)
+    calm = ScriptedSource("redis", "cache", metrics={"connected_clients": 1, "maxclients": 100})
+    full = ScriptedSource("postgres", "primary", metrics={"connections_ratio": 0.97})
+    snapshots = await session.check_once([calm, full])
+    assert {s.name: s.state for s in snapshots} == {"cache": State.OK, "primary": State.CRITICAL}
+    assert [e.data["metric"] for e in session.events() if e.kind == "threshold.crossed"] == ["connections_ratio"]
+
+
+def test_a_note_from_a_shell_lands_in_the_journal_a_session_reads(tmp_path):
+    session, _ = _session(tmp_path)
+    session.declare("P1 x")
+    event, where = IncidentSession.note_to(tmp_path / "incident.json", "from the deploy hook #action")
+    session.refresh()
+    assert event.id in {e.id for e in session.events()}
+    assert session.incident().note(event.id).text == "from the deploy hook #action"

@@ -127,7 +127,7 @@ kubernetes:
                 # Each surface really carried the hostile text into a pane's cells
                 # (which are wider than what fits on this screen).
                 cells = []
-                for pane in app.panes:
+                for pane in app.main.panes:
                     for key in pane.table.rows:
                         cells += pane.table.get_row(key)
                 for cell in cells:

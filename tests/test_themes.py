@@ -5,8 +5,15 @@ keymap checked as path:line."""
 from __future__ import annotations
 
 import pytest
+from rich.style import Style
+from rich.text import Text
+from textual.color import Color
+from textual.widgets import Static
 
 from console import config, themes
+from console.readings import STATE_MARK
+from console.sources.base import State
+from console.widgets.pane import LivePane
 from console.located import Invalid
 from test_layout import CONFIG, console_app, settle
 
@@ -118,3 +125,52 @@ def test_keymap_in_the_config_is_checked_with_lines():
     ]
     assert config.parse("keymap:\n  zoom: f5\n  incident.note: 'n, ctrl+n'\n", "c.yaml", env={}).keymap == (
         ("zoom", "f5"), ("incident.note", "n,ctrl+n"))
+
+
+def _state_marks(app) -> list[tuple[State, Style]]:
+    """Every state mark the panes show (their summaries and their tables), with its Rich style."""
+    by_mark = {mark: state for state, mark in STATE_MARK.items()}
+    found = []
+    for pane in app.query(LivePane):
+        summary = pane.query_one(".summary", Static).content
+        if isinstance(summary, Text):
+            for span in summary.spans:
+                head = summary.plain[span.start:span.end]
+                found += [(state, span.style) for mark, state in by_mark.items() if head.startswith(mark)]
+        for row in range(pane.table.row_count):
+            found += [(by_mark[cell.plain], cell.style) for cell in pane.table.get_row_at(row)
+                      if isinstance(cell, Text) and cell.plain in by_mark]
+    return [(state, Style.parse(style) if isinstance(style, str) else style) for state, style in found]
+
+
+def _theme_state_colour(name: str, state: State):
+    spec = themes.read(themes.SHIPPED / f"{name}.yaml")
+    return Color.parse(spec.variables[f"state-{state.value}"]).rich_color
+
+
+def _assert_marks_in(app, name: str) -> None:
+    marks = _state_marks(app)
+    assert {State.OK, State.CRITICAL} <= {state for state, _ in marks}  # the scripted readings
+    for state, style in marks:
+        assert style.color == _theme_state_colour(name, state), (name, state, style)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+async def test_panes_draw_states_in_the_themes_own_colours(name):
+    app = console_app(theme_name=name)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        _assert_marks_in(app, name)
+
+
+async def test_a_theme_switch_recolours_the_panes_without_a_new_reading():
+    app = console_app(theme_name="dark")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        readings = {id(s) for pane in app.query(LivePane) for s in pane.snapshots.values()}
+        _assert_marks_in(app, "dark")
+        app.theme = "light"  # what the palette's theme switcher does
+        await pilot.pause()
+        await pilot.pause()
+        assert {id(s) for pane in app.query(LivePane) for s in pane.snapshots.values()} == readings
+        _assert_marks_in(app, "light")

@@ -32,6 +32,7 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from console import paths
 from console.demo.kubefake import KubeFake
 from console.demo.service import DemoService
 from console.demo.servers import PostgresServer, RedisServer
@@ -39,7 +40,7 @@ from console.sources.base import describe_error
 
 K8S_RECORDED = Path(__file__).resolve().parent / "k8s"
 APP_ROLE = "checkout"  # the application's own role, not a superuser
-REPO_PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+SHIPPED_PLAYBOOKS = paths.shipped_playbooks()
 MAXMEMORY = 64 * 1024 * 1024
 FILLER_DB = 1           # eviction filler lives apart, so clearing it is one FLUSHDB
 IDLE_POOL = 6
@@ -180,8 +181,8 @@ class DemoSandbox:
         if self.kube is not None and self.root is not None:
             doc["kubernetes"] = {"kubeconfig": str(self.root / "kubeconfig"), "context": "demo",
                                  "namespaces": ["app"], "timeout": 3}
-        if REPO_PLAYBOOKS.is_dir():
-            doc["playbooks"] = [str(REPO_PLAYBOOKS)]
+        if SHIPPED_PLAYBOOKS.is_dir():
+            doc["playbooks"] = [str(SHIPPED_PLAYBOOKS)]
         self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         self.config_path.chmod(0o600)
 

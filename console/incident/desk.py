@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from console import paths
 from console.playbooks import Playbook, load_playbooks
 from console.vocabulary import Snapshot
 
-SHIPPED = Path(__file__).resolve().parent.parent.parent / "playbooks"
+SHIPPED = paths.shipped_playbooks()
 
 
 def playbook_dirs(config) -> list[Path]:

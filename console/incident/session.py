@@ -132,6 +132,16 @@ class IncidentSession:
             self.record("playbook.tick", playbook=playbook.id, step=step_id, auto=True)
         return due
 
+    async def check_once(self, sources: Iterable[Any]) -> tuple[Snapshot, ...]:
+        """One judged reading of every source, observed as the console would
+        (``incident-console status``)."""
+        from console.sources import poll_once
+
+        snapshots = tuple(await poll_once(list(sources), self.config.thresholds))
+        for snapshot in snapshots:
+            self.observe(snapshot)
+        return snapshots
+
     # ---- the incident's life -------------------------------------------------
     def declare(self, answer: str) -> None:
         """``P1 Checkout returns 502``: severity first, else the default."""
@@ -180,6 +190,21 @@ class IncidentSession:
         return (self.journal.operator.get("user") or "") if self.journal is not None else ""
 
     # ---- notes -------------------------------------------------------------
+    @staticmethod
+    def note_to(path: Any, text: str) -> tuple[Event, Any]:
+        """A note from a shell (``incident-console note``): appended without
+        reading the journal, so its cost does not grow with the incident.
+        Returns the event and where it went; raises what the write raised
+        (the event is on the exception as ``event``)."""
+        from console.incident.journal import current_operator, new_event, parse_tags, utcnow, write_event
+
+        event = new_event("note", current_operator(), utcnow(), text=text, tags=parse_tags(text), pinned=False)
+        try:
+            return event, write_event(path, event)
+        except BaseException as exc:
+            exc.event = event
+            raise
+
     def note(self, text: str) -> Event | None:
         text = text.strip()
         if not text:
@@ -266,6 +291,48 @@ class IncidentSession:
         return StepPlan("confirm")
 
     # ---- the end -----------------------------------------------------------
+    def unwritten(self) -> int:
+        """How many entries are not on disk, after one more try."""
+        if self.journal is None:
+            return 0
+        self.journal.flush()
+        return len(self.journal.pending)
+
+    def save_unwritten(self) -> str:
+        """Put what is unwritten in a recovery file; the message naming it.
+        OSError when no recovery file can be written either."""
+        return _saved(self.journal)
+
     def close(self) -> None:
         if self.journal is not None:
             self.journal.close()
+
+
+def leaving(journal: Journal) -> str | None:
+    """What to print on the terminal as the process ends with ``journal``:
+    where its unwritten entries went, or, if nowhere, the entries themselves
+    (the terminal's scrollback is the last place left). None if all is written."""
+    from console.incident.export import describe
+
+    journal.flush()
+    pending = journal.pending
+    if not pending:
+        return None
+    try:
+        return _saved(journal)
+    except OSError as exc:
+        lines = [f"{event.at:%Y-%m-%d %H:%M:%S} UTC {event.user}: {describe(event)}" for event in pending]
+        return (f"{_entries(len(pending))} were NOT saved: not written to {journal.path} "
+                f"({journal.write_problem or 'refused'}), and {exc}. Here they are, to keep:\n" + "\n".join(lines))
+
+
+def _saved(journal: Journal) -> str:
+    n = len(journal.pending)
+    saved = journal.save_unwritten()
+    return (f"{_entries(n)} could not be written to {journal.path} "
+            f"({journal.write_problem or 'refused'}): saved in {saved}; they go into the journal "
+            f"the next time the console, note or export opens it")
+
+
+def _entries(n: int) -> str:
+    return f"{n} {'entry' if n == 1 else 'entries'}"

@@ -14,38 +14,46 @@ never become shell text (see :mod:`console.playbooks.shell`: an argv with no
 shell, or ``bash -c`` with each value in an environment variable) and reach
 an API only after validation (a pid is a whole number, a deployment a
 Kubernetes name); commands run bounded in time and output.
+
+A step runs only against a source that declares what it needs (see
+:mod:`console.capabilities`); what comes back is made plain and bounded by
+:mod:`console.playbooks.output`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 import shutil
 import time
 from dataclasses import dataclass, replace
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any, Awaitable, Callable, Mapping, NoReturn, Sequence
+from typing import Any, Awaitable, Callable, Mapping, NoReturn, TypeVar
 from urllib.parse import urljoin, urlsplit
 
+from console.capabilities import (BackendSignalling, CacheFlushing, HttpProbing, InNamespace, KubectlTargeting,
+                                  KubernetesReading, PromQuerying, RedisProbing, Source, SqlProbing,
+                                  WorkloadRestarting, WorkloadScaling, cannot)
 from console.playbooks import shell
 from console.playbooks.model import ACTIONS, PROBE_KINDS, SOURCE_KINDS, TEMPLATE, Playbook, Step
+from console.playbooks.output import (MAX_BYTES, MAX_LINES, bounded, promql_result, readable_body, redis_reply,
+                                      row_count, table)
 from console.readonly import http_request, kubernetes_read, redis_argv, redis_is_read_only, sql_is_read_only
-from console.sources.base import ProbeError, Source, describe_error, utcnow
+from console.sources.base import ProbeError, describe_error, utcnow
 from console.text import inert
 
-MAX_LINES = 100
-MAX_BYTES = 8 * 1024
-CELL_CHARS = 80
-LINE_CHARS = 400
+__all__ = ["MAX_BYTES", "MAX_LINES", "Refused", "StepResult", "StepRunner", "mutating_paths"]
+
+Capability = TypeVar("Capability")
 PROBE_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
 CAPTURE_BYTES = 64 * 1024  # read from a command; the rest is drained unread
 HTTP_BODY = 32 * 1024
 POSTGRES_STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)",
                    "fastpath function call", "disabled")
+# What a Kubernetes action needs of its source; rollout undo runs kubectl.
+WORKLOAD_ACTIONS: Mapping[str, type[InNamespace]] = {
+    "scale": WorkloadScaling, "rollout_restart": WorkloadRestarting, "rollout_undo": KubectlTargeting}
 KUBE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 KUBE_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -177,14 +185,14 @@ class StepRunner:
             if reason is not None:
                 raise _Failed(f"refused: {reason}")
             # Header, rule and row count fit in MAX_LINES with the rows.
-            rows = await source.probe(query, self.probe_timeout, MAX_LINES - 3)  # type: ignore[attr-defined]
-            return table(rows.columns, rows.rows) + _row_count(len(rows.rows), rows.truncated)
+            rows = await _able(source, SqlProbing).probe_sql(query, self.probe_timeout, MAX_LINES - 3)
+            return table(rows.columns, rows.rows) + row_count(len(rows.rows), rows.truncated)
         if kind == "redis":
             argv = redis_argv(query)
             reason = argv if isinstance(argv, str) else redis_is_read_only(argv)
             if reason is not None:
                 raise _Failed(f"refused: {reason}")
-            return redis_reply(await source.probe(argv, self.probe_timeout))  # type: ignore[attr-defined]
+            return redis_reply(await _able(source, RedisProbing).probe_redis(argv, self.probe_timeout))
         if kind == "kubernetes":
             return await self._kubernetes(source, query)
         raise _Failed(f"unknown probe kind {kind!r}")
@@ -196,13 +204,14 @@ class StepRunner:
         if isinstance(request, str):
             raise _Failed(f"refused: {request}")
         method, target = request
-        service = getattr(source, "target", None)
-        base = getattr(service, "url", None)
-        if target.startswith("/") and not base:
+        service = source.service if isinstance(source, HttpProbing) else None
+        if target.startswith("/") and service is None:
+            if source is not None:
+                _able(source, HttpProbing)
             raise _Failed("an HTTP probe on a path needs a configured service")
-        url = urljoin(base, target) if target.startswith("/") else target
+        url = urljoin(service.url, target) if service is not None and target.startswith("/") else target
         # A service's headers (often a token) go only to that service's origin.
-        headers = service.headers if base and _origin(url) == _origin(base) else ()
+        headers = service.headers if service is not None and _origin(url) == _origin(service.url) else ()
         async with new_client() as client:
             try:
                 got = await fetch(client, url, timeout=self.probe_timeout, headers=headers, max_bytes=HTTP_BODY)
@@ -211,7 +220,7 @@ class StepRunner:
         head = f"HTTP {got.status} in {got.latency_ms:.0f} ms" + (" (body cut)" if got.truncated else "")
         if got.redirect_error:
             raise _Failed(f"{head}: {got.redirect_error}")
-        body = "" if method == "HEAD" else _readable_body(got.text())
+        body = "" if method == "HEAD" else readable_body(got.text())
         if got.status >= 400:
             raise _Failed(f"{head}" + (f": {inert(body, 200)}" if body else ""))
         return f"{head}\n{body}".rstrip()
@@ -220,7 +229,8 @@ class StepRunner:
         from console.sources.errors import ask, read_data
         from console.sources.http import FetchError, new_client
 
-        prometheus = getattr(source, "prometheus", None) or getattr(self.config, "prometheus", None)
+        prometheus = (source.prometheus if isinstance(source, PromQuerying)
+                      else getattr(self.config, "prometheus", None))
         if prometheus is None:
             raise _Failed("no prometheus configured")
         async with new_client() as client:
@@ -240,9 +250,9 @@ class StepRunner:
         if isinstance(asked, str):
             raise _Failed(f"refused: {asked}")
         resource, name = asked
-        items = await source.read(resource, name)  # type: ignore[attr-defined]
+        items = await _able(source, KubernetesReading).read(resource, name)
         columns, rows = probe_rows(resource, items, utcnow())
-        return table(columns, rows) + _row_count(len(rows), False)
+        return table(columns, rows) + row_count(len(rows), False)
 
     # ---- actions and commands --------------------------------------------------
     async def run(self, playbook: Playbook, step: Step, values: Mapping[str, str], typed: str) -> StepResult:
@@ -314,7 +324,7 @@ class StepRunner:
                      command, lambda: self._run_shell(built), built)
 
     def _backend_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
-        source = self._need_source(step)
+        source = self._need_source(step, BackendSignalling)
         verb = "pg_terminate_backend" if step.action == "terminate_backend" else "pg_cancel_backend"
         if "pid" in params:
             pid = _whole(params["pid"], "pid", minimum=1)
@@ -323,7 +333,7 @@ class StepRunner:
             async def one() -> StepResult:
                 started = time.perf_counter()
                 try:
-                    rows = await source.execute_action(f"SELECT {verb}(%s)", [pid])  # type: ignore[attr-defined]
+                    rows = await source.execute_action(f"SELECT {verb}(%s)", [pid])
                 except ProbeError as exc:
                     return StepResult(False, "", str(exc), _since(started))
                 if rows.rows and rows.rows[0][0] is True:
@@ -347,7 +357,7 @@ class StepRunner:
         async def every() -> StepResult:
             started = time.perf_counter()
             try:
-                rows = await source.execute_action(sql, filters)  # type: ignore[attr-defined]
+                rows = await source.execute_action(sql, filters)
             except ProbeError as exc:
                 return StepResult(False, "", str(exc), _since(started))
             signalled = sum(1 for r in rows.rows if r[-1] is True)
@@ -356,14 +366,14 @@ class StepRunner:
         return _Plan("action", what, shown, self._confirmation(step, state, params, given, source), None, every)
 
     def _flush_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
-        source = self._need_source(step)
-        db = _whole(params["db"], "db") if "db" in params else getattr(source, "db", 0)
+        source = self._need_source(step, CacheFlushing)
+        db = _whole(params["db"], "db") if "db" in params else source.db
         target = f"{source.name}/db{db}"
 
         async def flush() -> StepResult:
             started = time.perf_counter()
             try:
-                await source.flush_db(db)  # type: ignore[attr-defined]
+                await source.flush_db(db)
             except ProbeError as exc:
                 return StepResult(False, "", str(exc), _since(started))
             return StepResult(True, f"flushed {target}", None, _since(started))
@@ -371,40 +381,44 @@ class StepRunner:
                      self._confirmation(step, target, params, given, source), None, flush)
 
     def _kubernetes_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
-        source = self._need_source(step)
+        source = self._need_source(step, WORKLOAD_ACTIONS[step.action or ""])
         kind = "statefulset" if "statefulset" in params else "deployment"
         name = _kube_name(params.get(kind), kind)
         namespace = params.get("namespace")
         if namespace is not None and not KUBE_NAMESPACE.match(str(namespace)):
             raise Refused(f"not a Kubernetes namespace: {str(namespace)[:60]!r}")
-        namespace = str(namespace or source.namespace)  # type: ignore[attr-defined]
+        namespace = str(namespace or source.namespace)
         where = f"{kind}/{name} in {namespace}"
         confirmation = self._confirmation(step, name, params, given, source)
-        if step.action == "scale":
-            replicas = _whole(params.get("replicas"), "replicas")
+        if step.action == "scale" and isinstance(source, WorkloadScaling):
+            scaling, replicas = source, _whole(params.get("replicas"), "replicas")
 
             async def scale() -> StepResult:
-                return await _api_call(lambda: source.scale(kind, name, replicas, namespace),  # type: ignore
+                return await _api_call(lambda: scaling.scale(kind, name, replicas, namespace),
                                        f"scaled {where} to {replicas} replicas")
             return _Plan("action", f"scale {where} to {replicas} replicas", f"{kind}/{name}", confirmation,
                          None, scale)
-        if step.action == "rollout_restart":
+        if step.action == "rollout_restart" and isinstance(source, WorkloadRestarting):
+            restarting = source
+
             async def restart() -> StepResult:
-                return await _api_call(lambda: source.restart(kind, name, utcnow(), namespace),  # type: ignore
+                return await _api_call(lambda: restarting.restart(kind, name, utcnow(), namespace),
                                        f"restarted {where}: new pods are rolling out")
             return _Plan("action", f"rollout restart {where}", f"{kind}/{name}", confirmation, None, restart)
-        argv = ["kubectl", *source.kubectl_args(namespace), "rollout", "undo", f"{kind}/{name}"]  # type: ignore
+        argv = ["kubectl", *_able(source, KubectlTargeting, Refused).kubectl_args(namespace), "rollout", "undo",
+                f"{kind}/{name}"]
         if params.get("to_revision") is not None:
             argv.append(f"--to-revision={_whole(params['to_revision'], 'to_revision', minimum=1)}")
         return _Plan("action", f"rollout undo {where}", f"{kind}/{name}", confirmation, shlex.join(argv),
                      lambda: self._run_kubectl(argv))
 
-    def _need_source(self, step: Step) -> Source:
+    def _need_source(self, step: Step, capability: type[Capability]) -> Capability:
+        """The source an action runs against, refused unless it can do what the action needs."""
         source = self.resolve(step)
         if source is None:
             kind = step.target_kind or "matching"
             raise Refused(f"no {kind} source configured" + (f" named {step.source!r}" if step.source else ""))
-        return source
+        return _able(source, capability, Refused)
 
     def _describe_for_refusal(self, step: Step, values: Mapping[str, str]) -> str:
         try:
@@ -546,137 +560,16 @@ async def _api_call(call: Callable[[], Awaitable[Any]], done: str) -> StepResult
     return StepResult(True, done, None, _since(started))
 
 
-# ---- output -----------------------------------------------------------------------
-
-def bounded(text: str) -> str:
-    """Each line made inert, at most MAX_LINES lines and about MAX_BYTES, with a note of what was cut."""
-    lines = [inert(line.rstrip("\r"), LINE_CHARS) for line in text.splitlines()]
-    kept: list[str] = []
-    size = 0
-    for line in lines:
-        size += len(line.encode()) + 1
-        if len(kept) == MAX_LINES or size > MAX_BYTES:
-            kept.append(f"… {len(lines) - len(kept)} more lines not shown")
-            break
-        kept.append(line)
-    return "\n".join(kept)
+def _probe_refused(message: str) -> Exception:
+    return _Failed(f"refused: {message}")
 
 
-def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A small aligned plain-text table; every cell on one inert line."""
-    if not columns:
-        return ""
-    head = [inert(c, CELL_CHARS) for c in columns]
-    body = [[_cell(v) for v in row] for row in rows[:MAX_LINES]]
-    widths = [max([len(head[i])] + [len(r[i]) for r in body if i < len(r)]) for i in range(len(head))]
-    numeric = [all(_is_number(row[i]) for row in rows[:MAX_LINES] if i < len(row) and row[i] is not None)
-               and bool(rows) for i in range(len(head))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
-    return "\n".join([line(head), line(["-" * w for w in widths]), *(line(r) for r in body)])
-
-
-def _row_count(count: int, truncated: bool) -> str:
-    if truncated:
-        return f"\n(first {count} rows)"
-    return f"\n({count} row{'s' if count != 1 else ''})"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    elif isinstance(value, datetime):
-        value = value.isoformat(sep=" ", timespec="seconds")
-    elif isinstance(value, date):
-        value = value.isoformat()
-    elif isinstance(value, float):
-        value = f"{value:.6g}"
-    elif isinstance(value, (dict, list, tuple)):
-        value = json.dumps(value, default=str, ensure_ascii=False)
-    return inert(value, CELL_CHARS)
-
-
-def redis_reply(reply: Any) -> str:
-    """A parsed Redis reply as redis-cli would show it, more or less."""
-    if isinstance(reply, Mapping):
-        items = [(str(_plain(k)), v) for k, v in reply.items()]
-        if not items:
-            return "(empty)"
-        width = min(max(len(k) for k, _ in items), 40)
-        return "\n".join(f"{inert(k, 40).ljust(width)}  {_inline(v)}" for k, v in items)
-    if isinstance(reply, (list, tuple)):
-        if not reply:
-            return "(empty list)"
-        if all(isinstance(r, Mapping) for r in reply):
-            columns = list(dict.fromkeys(str(_plain(k)) for r in reply for k in r))
-            rows = [[_inline(_lookup(r, c)) for c in columns] for r in reply]
-            return table(columns, rows)
-        return "\n".join(f"{i}) {_inline(r)}" for i, r in enumerate(reply, 1))
-    if reply is None:
-        return "(nil)"
-    return _inline(reply)
-
-
-def _lookup(row: Mapping[Any, Any], key: str) -> Any:
-    for k, v in row.items():
-        if str(_plain(k)) == key:
-            return v
-    return None
-
-
-def _plain(value: Any) -> Any:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
-
-
-def _inline(value: Any) -> str:
-    value = _plain(value)
-    if isinstance(value, Mapping):
-        return inert(", ".join(f"{_plain(k)}={_inline(v)}" for k, v in value.items()), LINE_CHARS)
-    if isinstance(value, (list, tuple)):
-        return inert(" ".join(_inline(v) for v in value), LINE_CHARS)
-    if value is None:
-        return "(nil)"
-    return inert(value, LINE_CHARS)
-
-
-def promql_result(data: Mapping[str, Any]) -> str:
-    """An instant query's result: one row per series, its labels and value."""
-    kind, result = data.get("resultType"), data.get("result")
-    if kind in ("scalar", "string") and isinstance(result, list) and len(result) == 2:
-        return inert(result[1], LINE_CHARS)
-    if not isinstance(result, list):
-        return f"unexpected result type {inert(kind, 40)}"
-    if not result:
-        return "no data (no series matched)"
-    rows = []
-    for series in result:
-        if not isinstance(series, Mapping):
-            continue
-        labels = series.get("metric") or {}
-        name = labels.get("__name__", "")
-        shown = name + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items() if k != "__name__") + "}"
-        if kind == "matrix":
-            values = series.get("values") or []
-            last = values[-1][1] if values else ""
-            rows.append((shown, f"{last} (last of {len(values)})"))
-        else:
-            pair = series.get("value") or ["", ""]
-            rows.append((shown, pair[1] if len(pair) > 1 else ""))
-    return table(("series", "value"), rows) + _row_count(len(rows), False)
-
-
-def _readable_body(text: str) -> str:
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        return text
+def _able(source: Source, capability: type[Capability],
+          refusal: Callable[[str], Exception] = _probe_refused) -> Capability:
+    """``source`` as one that has ``capability``; else a refusal naming what it cannot do."""
+    if not isinstance(source, capability):
+        raise refusal(cannot(source, capability))
+    return source
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -688,7 +581,7 @@ def _is_kind(source: Source, kind: str | None) -> bool:
     if kind is None:
         return True
     if kind == "prometheus":
-        return getattr(source, "prometheus", None) is not None
+        return isinstance(source, PromQuerying)
     return source.kind == kind
 
 

@@ -10,6 +10,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from console.text import inert, plain
+from console.widgets import colours
 
 
 class PlaybookPicker(Modal[str | None]):
@@ -32,14 +33,21 @@ class PlaybookPicker(Modal[str | None]):
             yield OptionList(*(Option(self._label(p), id=p.id) for p in self.playbooks))
 
     def _label(self, playbook):
+        suggested = colours.of(self).style("text-accent", bold=True)
         text = plain(("★ suggested: " if playbook.id in self.suggested else "") + playbook.title,
-                     "bold yellow" if playbook.id in self.suggested else "")
+                     suggested if playbook.id in self.suggested else "")
         if playbook.severity:
             text.append(f"  ({inert(playbook.severity, 10)})", "dim")
         return text
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
+        colours.follow_theme(self, self._recolour)
+
+    def _recolour(self) -> None:
+        options = self.query_one(OptionList)
+        for playbook in self.playbooks:
+            options.replace_option_prompt(playbook.id, self._label(playbook))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)

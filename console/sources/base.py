@@ -1,5 +1,6 @@
 """What every source is: something polled for an immutable snapshot (the
-snapshot itself is in :mod:`console.vocabulary`).
+snapshot itself is in :mod:`console.vocabulary`, the :class:`Source` protocol
+and what else a source can do in :mod:`console.capabilities`).
 
 Sources know nothing of Textual. A source's ``poll()`` is a coroutine that
 returns a :class:`Snapshot`; :func:`bounded_poll` puts a deadline on it so a
@@ -10,24 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
 
+from console.capabilities import Source
 from console.vocabulary import Breach, ProbeError, Snapshot, State, unreachable, utcnow
 
 __all__ = ["Breach", "ProbeError", "Snapshot", "State", "unreachable", "utcnow", "Source", "bounded_poll",
            "describe_error", "one_line", "Backoff"]
-
-
-class Source(Protocol):
-    """A monitored system. ``poll`` must not raise for anything the system does."""
-
-    kind: str
-    name: str
-    timeout: float
-
-    async def poll(self) -> Snapshot: ...
-
-    async def close(self) -> None: ...
 
 
 def one_line(text: str, limit: int = 300) -> str:

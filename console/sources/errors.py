@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from console.capabilities import HttpProbing, PrometheusEndpoint, PromQuerying, Source
 from console.config import PrometheusTarget, ServiceTarget, redact
 from console.sources.base import Snapshot, State, one_line, utcnow
 from console.sources.http import FetchError, Fetched, HttpSource, fetch, poll_deadline
@@ -67,7 +68,7 @@ class Answer:
     error: str | None = None
 
 
-class PrometheusErrors(HttpSource):
+class PrometheusErrors(HttpSource, Source, PromQuerying, HttpProbing):
     kind = KIND
 
     def __init__(self, service: ServiceTarget, prometheus: PrometheusTarget,
@@ -98,7 +99,7 @@ class PrometheusErrors(HttpSource):
         return read_answer(got)
 
 
-async def ask(client: httpx.AsyncClient, prometheus: PrometheusTarget, promql: str,
+async def ask(client: httpx.AsyncClient, prometheus: PrometheusEndpoint, promql: str,
               max_bytes: int = MAX_API_ANSWER) -> Fetched:
     """One instant query (``/api/v1/query``), GET, bounded; raises FetchError without an answer."""
     url = f"{prometheus.url.rstrip('/')}/api/v1/query?{urlencode({'query': promql})}"
@@ -367,7 +368,7 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> tuple[float
     return lower + (upper - lower) * (rank - below) / (counts[b] - below), None
 
 
-class ScrapedErrors(HttpSource):
+class ScrapedErrors(HttpSource, Source, HttpProbing):
     """Rates from two scrapes of a service's own ``/metrics``, no Prometheus needed."""
 
     kind = KIND

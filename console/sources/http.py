@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from console.capabilities import HttpProbing, Source
 from console.config import ServiceTarget, redact
 from console.sources.base import Snapshot, State, bounded_poll, describe_error, first_leaf, one_line, utcnow
 
@@ -294,21 +295,21 @@ class HttpSource:
             await client.aclose()
 
 
-class HealthCheck(HttpSource):
+class HealthCheck(HttpSource, Source, HttpProbing):
     """One service's health endpoint: status, latency, and what it said when wrong."""
 
     kind = "http"
 
     def __init__(self, target: ServiceTarget, client: httpx.AsyncClient | None = None) -> None:
         super().__init__(client, target.verify, target.ca_file)
-        self.target = target
+        self.service = target  # HttpProbing: a probe's path is resolved against its URL
         self.name = target.name
         self.timeout = poll_deadline(target.timeout)
 
     async def poll(self) -> Snapshot:
         try:
-            got = await fetch(self.client(), self.target.url, timeout=self.target.timeout,
-                              headers=self.target.headers)
+            got = await fetch(self.client(), self.service.url, timeout=self.service.timeout,
+                              headers=self.service.headers)
         except FetchError as exc:
             return self.unanswered(str(exc))
         return self._judge(got)
@@ -320,8 +321,8 @@ class HealthCheck(HttpSource):
         metrics = {"status_code": got.status, "latency_ms": round(got.latency_ms, 1)}
         if got.redirect_error is not None:
             return self._snapshot(State.CRITICAL, got.redirect_error, metrics, got)
-        if got.status not in self.target.expect_status:
-            error = f"HTTP {got.status} (expected {_expected(self.target.expect_status)})"
+        if got.status not in self.service.expect_status:
+            error = f"HTTP {got.status} (expected {_expected(self.service.expect_status)})"
             details = {"body": got.text()[:BODY_SHOWN]}
             return self._snapshot(State.CRITICAL, error, metrics, got, details)
         return self._snapshot(State.OK, None, metrics, got)
@@ -332,7 +333,7 @@ class HealthCheck(HttpSource):
             kind=self.kind, name=self.name, state=state, taken_at=utcnow(), error=error,
             latency_ms=None if got is None else got.latency_ms,
             metrics=metrics or {"status_code": None, "latency_ms": None},
-            details={"url": redact(self.target.url), **(details or {})},
+            details={"url": redact(self.service.url), **(details or {})},
         )
 
 
@@ -350,5 +351,5 @@ async def _bounded(check: HealthCheck) -> Snapshot:
     # started, so the check's own clock started late): say it in its terms.
     error = snap.error or "no answer"
     if error.startswith("timed out after"):
-        error = f"timed out after {check.target.timeout:g}s"
+        error = f"timed out after {check.service.timeout:g}s"
     return check.unanswered(error)

@@ -23,6 +23,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
+from console.capabilities import KubectlTargeting, KubernetesReading, Source, WorkloadRestarting, WorkloadScaling
 from console.config import KubernetesTarget, redact
 from console.sources.base import Backoff, ProbeError, Snapshot, State, describe_error, one_line, unreachable, utcnow
 
@@ -70,7 +71,7 @@ class ConfigProblem(Exception):
     """No client could be built: the kubeconfig or in-cluster setup is wrong."""
 
 
-class WorkloadWatch:
+class WorkloadWatch(Source, KubernetesReading, WorkloadScaling, WorkloadRestarting, KubectlTargeting):
     """One configured namespace, read through the target's kubeconfig context."""
 
     kind = KIND

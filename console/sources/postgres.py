@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from console.capabilities import BackendSignalling, Source, SqlProbing
 from console.config import PostgresTarget
 from console.readonly import sql_is_read_only
 from console.readonly.sql import parsed_probe
@@ -121,7 +122,7 @@ class _Deadline(Exception):
     """The poll's own deadline passed while psycopg was still waiting."""
 
 
-class PostgresSource:
+class PostgresSource(Source, SqlProbing, BackendSignalling):
     kind = "postgres"
 
     def __init__(self, target: PostgresTarget, backoff: Backoff | None = None) -> None:
@@ -158,7 +159,7 @@ class PostgresSource:
                 return self._down(error)
         return await self._read(deadline)
 
-    async def probe(self, sql: str, timeout: float, max_rows: int = PROBE_ROWS) -> "Rows":
+    async def probe_sql(self, sql: str, timeout: float, max_rows: int = PROBE_ROWS) -> "Rows":
         """Rows of one read-only statement, on the held connection.
 
         The held connection is the one that still works when the server is
@@ -437,19 +438,6 @@ async def role_facts(dsn: str, timeout: float = 2.0) -> dict[str, Any] | str:
         return f"no answer after {timeout:g}s"
     except psycopg.Error as exc:
         return _scrub(_server_message(exc), dsn)
-
-
-def role_warning(metrics: Mapping[str, Any]) -> str | None:
-    """What the operator must know about the monitoring role, or ``None``."""
-    role = str(metrics.get("role") or "?")
-    if metrics.get("role_superuser"):
-        power = "is a superuser"
-    elif metrics.get("role_can_signal_backends"):
-        power = "can terminate other sessions (pg_signal_backend)"
-    else:
-        return None
-    return (f"role {role} {power}: probes are guarded by the console alone; "
-            "monitor with a role that has pg_monitor only")
 
 
 async def _bound_rows(conn: Any, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Rows:

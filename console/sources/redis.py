@@ -23,6 +23,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
+from console.capabilities import CacheFlushing, RedisProbing, Source
 from console.config import RedisTarget
 from console.readonly import redis_is_read_only
 from console.sources.base import Backoff, ProbeError, Snapshot, State, describe_error, unreachable, utcnow
@@ -38,7 +39,7 @@ COUNTERS = ("total_commands_processed", "evicted_keys", "rejected_connections",
             "keyspace_hits", "keyspace_misses")
 
 
-class RedisSource:
+class RedisSource(Source, RedisProbing, CacheFlushing):
     kind = "redis"
 
     def __init__(self, target: RedisTarget, clock: Callable[[], float] = time.monotonic) -> None:
@@ -65,7 +66,7 @@ class RedisSource:
             self._last = await self._poll()
         return self._last
 
-    async def probe(self, argv: Sequence[str], timeout: float) -> Any:
+    async def probe_redis(self, argv: Sequence[str], timeout: float) -> Any:
         """The reply to one read command, parsed by redis-py, on the held connection."""
         reason = redis_is_read_only(list(argv))
         if reason is not None:

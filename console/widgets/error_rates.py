@@ -7,7 +7,7 @@ from collections import deque
 from rich.text import Text
 
 from console.readings import duration, number, percent
-from console.sources.base import Snapshot
+from console.vocabulary import Snapshot
 from console.text import plain
 from console.widgets.pane import LivePane, state_cell
 from console.widgets.table import Row
@@ -51,12 +51,13 @@ class ErrorRatesPane(LivePane):
 
     def rows(self) -> list[Row]:
         rows: list[Row] = []
+        colour = self.colours
         for snap in self.ordered():
             m = snap.metrics
             notes = snap.error or "; ".join(snap.details.get("notes", ()))
             rows.append((snap.name, (
-                state_cell(snap.state), plain(snap.name), plain(percent(m.get("error_ratio"))),
-                plain(sparkline(self.history.get(snap.name, ())), "red"),
+                state_cell(snap.state, colour), plain(snap.name), plain(percent(m.get("error_ratio"))),
+                plain(sparkline(self.history.get(snap.name, ())), colour.style("state-critical")),
                 plain(number(m.get("request_rate"))), plain(duration(m.get("p95_latency_s"))),
                 plain(notes, "dim"))))
         return rows

@@ -8,9 +8,13 @@ from rich.text import Text
 from textual.widgets import Static
 
 from console.incident.state import format_duration, update_countdown
-from console.widgets.table import same
 from console.text import inert
+from console.widgets import colours
+from console.widgets.colours import Colours
+from console.widgets.table import same
 
+# The environment's banner is the colour the config names (`banner: red`), the
+# same in every theme: it says which system this is, not how it is doing.
 BANNER_STYLE = {
     "red": "bold white on red", "amber": "bold black on dark_orange", "yellow": "bold black on yellow",
     "green": "bold black on green", "blue": "bold white on blue", "magenta": "bold white on magenta",
@@ -28,33 +32,53 @@ class IncidentHeader(Static):
         self.read_only = read_only
         self.incident = None
         self._shown: Text | None = None
+        self._now: datetime | None = None
+
+    def on_mount(self) -> None:
+        colours.follow_theme(self, self._recolour)
+
+    def _recolour(self) -> None:
+        if self._now is not None:
+            self.tick(self._now)
 
     def tick(self, now: datetime) -> None:
         """Redraw only when the text changes: elapsed time is shown in whole
         minutes so an idle SSH link carries one header line a minute."""
+        self._now = now
+        colour = colours.of(self)
         text = Text()
         text.append(f" {inert(self.environment.upper(), 30)} ", BANNER_STYLE.get(self.banner, "reverse"))
         if self.read_only:
-            text.append(" READ-ONLY ", "bold black on yellow")
+            text.append(" READ-ONLY ", colour.on("state-warning"))
         text.append(" ")
-        text.append_text(incident_line(self.incident, now))
+        text.append_text(incident_line(self.incident, now, colour))
         text.append(f"  {now:%H:%M} UTC", "dim")
         if self._shown is None or not same(text, self._shown):
             self._shown = text
             self.update(text)
 
 
-SEVERITY_STYLE = {"P0": "bold white on red", "SEV1": "bold white on red", "P1": "bold black on dark_orange",
-                  "SEV2": "bold black on dark_orange", "P2": "bold black on yellow", "SEV3": "bold black on yellow"}
+# Severity as the theme's state colour it calls for; P2 is told from P1 by
+# its name and by having no background.
+SEVERITY_STATE = {"P0": "state-critical", "SEV1": "state-critical", "P1": "state-warning", "SEV2": "state-warning"}
+LOW_SEVERITIES = {"P2", "SEV3"}
 
 
-def incident_line(incident, now: datetime) -> Text:
+def severity_style(severity: str, colour: Colours):
+    if severity in SEVERITY_STATE:
+        return colour.on(SEVERITY_STATE[severity])
+    if severity in LOW_SEVERITIES:
+        return colour.style("state-warning", bold=True)
+    return "reverse"
+
+
+def incident_line(incident, now: datetime, colour: Colours) -> Text:
     """Title, severity, status, commander, elapsed, and the update countdown."""
     if incident is None or not incident.declared:
         return Text("no incident declared (press D to declare)", "dim")
     text = Text()
     severity = incident.severity or "?"
-    text.append(f" {inert(severity, 6)} ", SEVERITY_STYLE.get(severity, "reverse"))
+    text.append(f" {inert(severity, 6)} ", severity_style(severity, colour))
     text.append(f" {inert(incident.title or '', 50)} ", "bold")
     text.append(f"· {inert(incident.status or 'Investigating', 15)} ")
     if incident.commander:
@@ -64,9 +88,10 @@ def incident_line(incident, now: datetime) -> Text:
     left = update_countdown(incident, now)
     if left is not None:
         if left.total_seconds() < 0:
-            text.append(f" ⚠ UPDATE OVERDUE {_minutes(-left)} ", "bold white on red")
+            text.append(f" ⚠ UPDATE OVERDUE {_minutes(-left)} ", colour.on("state-critical"))
         else:
-            text.append(f"· next update {_minutes(left)}", "yellow" if left.total_seconds() < 180 else "")
+            text.append(f"· next update {_minutes(left)}",
+                        colour.style("state-warning") if left.total_seconds() < 180 else "")
     return text
 
 

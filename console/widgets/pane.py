@@ -12,20 +12,15 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from console.readings import STATE_MARK, duration
-from console.sources.base import Snapshot, State
+from console.vocabulary import Snapshot, State
 from console.text import inert, plain
+from console.widgets import colours
+from console.widgets.colours import Colours
 from console.widgets.table import ReadingTable, Row, same
 
-STATE_STYLE = {
-    State.OK: "green",
-    State.WARNING: "yellow",
-    State.CRITICAL: "bold red",
-    State.UNREACHABLE: "bold magenta",
-}
 
-
-def state_cell(state: State) -> Text:
-    return plain(STATE_MARK[state], STATE_STYLE[state])
+def state_cell(state: State, colour: Colours) -> Text:
+    return plain(STATE_MARK[state], colour.state(state))
 
 
 SUMMARY_MAX_LINES = 4  # the rest of the pane is for its table
@@ -44,6 +39,7 @@ class LivePane(Vertical):
         self.stale_after = stale_after
         self.snapshots: dict[tuple[str, str], Snapshot] = {}
         self._freshness = ""
+        self.stale = False  # no reading newer than stale_after (set each tick)
         self._summary_shown: Text | None = None
         self.border_title = self.TITLE
         self.expected: int | None = None  # sources feeding this pane, once known
@@ -58,8 +54,18 @@ class LivePane(Vertical):
 
     def on_mount(self) -> None:
         self._ready = True
+        colours.follow_theme(self, self._recolour)
         if self.snapshots:
             self._render_readings()
+
+    @property
+    def colours(self) -> Colours:
+        """The theme's colours now: summaries and rows take their styles from it."""
+        return colours.of(self)
+
+    def _recolour(self) -> None:
+        if self.snapshots:
+            self._render_readings()  # only what changed colour is redrawn
 
     def take(self, snapshot: Snapshot) -> None:
         """A new reading arrived: redraw only if what is shown changes."""
@@ -83,6 +89,7 @@ class LivePane(Vertical):
     def tick(self, now: datetime) -> None:
         """Called every second: update the age label only when its text changes."""
         label = self.freshness(now)
+        self.stale = self.stale_at(now)
         if label != self._freshness:
             self._freshness = label
             self.border_subtitle = Text(label)  # a str would be parsed as markup
@@ -93,6 +100,12 @@ class LivePane(Vertical):
         self.expected = count
         if count == 0:
             self.query_one(".summary", Static).update(plain(f"nothing configured for {self.TITLE[2:]}", "dim"))
+
+    def stale_at(self, now: datetime) -> bool:
+        """No reading newer than ``stale_after``: a source stopped answering."""
+        if not self.snapshots:
+            return False
+        return (now - min(s.taken_at for s in self.snapshots.values())).total_seconds() > self.stale_after
 
     def freshness(self, now: datetime) -> str:
         if not self.snapshots:

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from console.text import inert, plain
+from console.widgets import colours
 from console.widgets.table import ReadingTable, same
 
 KIND_MARK = {"check": "✓ check", "probe": "? probe", "command": "$ cmd", "action": "! action"}
@@ -54,6 +55,13 @@ class PlaybookPane(Vertical):
     def table(self) -> ReadingTable:
         return self.query_one("#steps", ReadingTable)
 
+    def on_mount(self) -> None:
+        colours.follow_theme(self, self._recolour)
+
+    def _recolour(self) -> None:
+        if self.playbook is not None:
+            self.show(self.playbook, self.ticks)
+
     def show(self, playbook, ticks: Mapping[str, bool]) -> None:
         """Show ``playbook`` with the ticks the journal holds for it."""
         changed = playbook is not self.playbook
@@ -70,8 +78,9 @@ class PlaybookPane(Vertical):
             if playbook.severity:
                 summary.append(f"  ({inert(playbook.severity, 10)})", "dim")
             self.query_one(".summary", Static).update(summary)
+        done_style = colours.of(self).style("state-ok")
         self.table.sync([
-            (step.id, (plain("[x]" if ticks.get(step.id) else "[ ]", "green" if ticks.get(step.id) else ""),
+            (step.id, (plain("[x]" if ticks.get(step.id) else "[ ]", done_style if ticks.get(step.id) else ""),
                        plain(KIND_MARK.get(step.kind, step.kind), "dim"), plain(step.title, limit=300)))
             for step in playbook.steps])
         self._show_detail()
@@ -101,7 +110,7 @@ class PlaybookPane(Vertical):
                 text.append(inert(step.detail, 400) + "\n", "dim")
             body = step.command or step.query
             if body:
-                text.append(inert(body, 400) + "\n", "cyan")
+                text.append(inert(body, 400) + "\n", colours.of(self).style("text-secondary"))
             output = self.outputs.get(step.id)
             if output:
                 for line in output.splitlines()[:12]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from rich.text import Text
 
 from console.readings import STATE_MARK, duration, percent
-from console.sources.postgres import role_warning
+from console.readings import role_warning
 from console.text import inert, plain
-from console.widgets.pane import STATE_STYLE, LivePane
+from console.widgets.pane import LivePane
 from console.widgets.table import Row
 
 
@@ -24,14 +24,14 @@ class PostgresPane(LivePane):
                    "fastpath function call": "fastpath"}
 
     def summary(self) -> Text:
-        text = Text()
+        text, colour = Text(), self.colours
         for snap in self.ordered():
             if text:
                 text.append("\n")
-            text.append(f"{STATE_MARK[snap.state]} ", STATE_STYLE[snap.state])
+            text.append(f"{STATE_MARK[snap.state]} ", colour.state(snap.state))
             text.append(inert(snap.name, 20) + "  ", "bold")
             if not snap.reachable:
-                text.append(inert(snap.error or "unreachable", 200), "red")
+                text.append(inert(snap.error or "unreachable", 200), colour.style("state-critical"))
                 continue
             m = snap.metrics
             text.append(f"{m.get('connections_total')}/{m.get('max_connections')} conns "
@@ -44,25 +44,26 @@ class PostgresPane(LivePane):
             if warning is not None:
                 # On screen, where the war room sees it: the one layer that
                 # cannot be bypassed (the role's own privileges) is missing.
-                text.append(f"\n  ⚠ {inert(warning, 200)}", "bold yellow")
+                text.append(f"\n  ⚠ {inert(warning, 200)}", colour.style("state-warning", bold=True))
         return text
 
     def rows(self) -> list[Row]:
         rows: list[Row] = []
+        blocked, idle = self.colours.style("state-critical"), self.colours.style("state-warning")
         for snap in self.ordered():
             if not snap.reachable:
                 continue
             for s in snap.details.get("sessions", ()):
                 blocked_by = ",".join(str(p) for p in s.get("blocked_by", ()))
                 state = s.get("state") or ""
-                style = "red" if blocked_by else ("yellow" if state.startswith("idle in") else "")
+                style = blocked if blocked_by else (idle if state.startswith("idle in") else "")
                 seconds = s.get("xact_s") if state.startswith("idle in") else s.get("query_s")
                 pid = str(s.get("pid", ""))
                 if len(self.snapshots) > 1:
                     pid = f"{snap.name}:{pid}"
                 rows.append((f"{snap.name}:{s.get('pid')}", (
                     plain(pid), plain(self.SHORT_STATE.get(state, state), style), plain(duration(seconds)),
-                    plain(blocked_by, "red"), plain(s.get("query") or "", limit=300),
+                    plain(blocked_by, blocked), plain(s.get("query") or "", limit=300),
                     plain(s.get("database") or ""), plain(s.get("user") or ""),
                     plain(s.get("application") or ""))))
         return rows

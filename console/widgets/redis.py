@@ -7,9 +7,9 @@ from typing import Callable, Mapping
 from rich.text import Text
 
 from console.readings import STATE_MARK, duration, millis, number, percent, size
-from console.sources.base import Snapshot
+from console.vocabulary import Snapshot
 from console.text import inert, plain
-from console.widgets.pane import STATE_STYLE, LivePane
+from console.widgets.pane import LivePane
 from console.widgets.table import Row
 
 
@@ -42,18 +42,19 @@ class RedisPane(LivePane):
         super().__init__(**kwargs)
 
     def summary(self) -> Text:
-        text = Text()
+        text, colour = Text(), self.colours
         for snap in self.ordered():
             if text:
                 text.append("  ")
-            text.append(f"{STATE_MARK[snap.state]} {inert(snap.name, 30)}", STATE_STYLE[snap.state])
+            text.append(f"{STATE_MARK[snap.state]} {inert(snap.name, 30)}", colour.state(snap.state))
             if snap.error:
-                text.append(" " + plain(snap.error, limit=120).plain, "red")
+                text.append(" " + plain(snap.error, limit=120).plain, colour.style("state-critical"))
         return text
 
     def rows(self) -> list[Row]:
         by_name: dict[str, Snapshot] = {s.name: s for s in self.ordered()}
         rows: list[Row] = []
+        breach = self.colours.style("state-critical", bold=True)
         for label, metrics, reading in READINGS:
             cells = [plain(label, "bold")]
             for name in self.instances:
@@ -62,6 +63,6 @@ class RedisPane(LivePane):
                     cells.append(plain("–", "dim"))
                 else:
                     breached = any(b.metric in metrics for b in snap.breaches)
-                    cells.append(plain(reading(snap.metrics), "bold red" if breached else ""))
+                    cells.append(plain(reading(snap.metrics), breach if breached else ""))
             rows.append((label, tuple(cells)))
         return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from console.readings import duration, millis
-from console.sources.base import Snapshot, State
+from console.vocabulary import Snapshot, State
 from console.text import plain
 from console.widgets.pane import LivePane, state_cell
 from console.widgets.table import Row
@@ -38,14 +38,17 @@ class ServicesPane(LivePane):
     def _check_row(self, snap: Snapshot) -> Row:
         m = snap.metrics
         code = m.get("status_code")
+        colour = self.colours
         reading = f"{code if code is not None else '—'} · {millis(m.get('latency_ms'))}"
-        return (f"http:{snap.name}", (state_cell(snap.state), plain(snap.name), plain(reading),
-                                      plain(snap.error or "", "red")))
+        return (f"http:{snap.name}", (state_cell(snap.state, colour), plain(snap.name), plain(reading),
+                                      plain(snap.error or "", colour.style("state-critical"))))
 
     def _namespace_rows(self, ns: Snapshot) -> list[Row]:
+        colour = self.colours
+        error = colour.style("state-critical")
         if not ns.reachable:
-            return [(f"k8s:{ns.name}", (state_cell(ns.state), plain(f"ns/{ns.name}"), plain("—"),
-                                        plain(ns.error or "", "red")))]
+            return [(f"k8s:{ns.name}", (state_cell(ns.state, colour), plain(f"ns/{ns.name}"), plain("—"),
+                                        plain(ns.error or "", error)))]
         rows: list[Row] = []
         for w in ns.details.get("workloads", ()):
             ready, desired = w.get("ready", 0), w.get("desired", 0)
@@ -58,11 +61,11 @@ class ServicesPane(LivePane):
             reading = f"{ready}/{desired} ready · {w.get('restarts', 0)}↻"
             kind = {"Deployment": "deploy", "StatefulSet": "sts"}.get(w.get("kind"), str(w.get("kind")))
             rows.append((f"k8s:{ns.name}:{w.get('kind')}/{w.get('name')}",
-                         (state_cell(state), plain(f"{kind}/{w.get('name')}"), plain(reading),
-                          plain(", ".join(problems), "red"))))
+                         (state_cell(state, colour), plain(f"{kind}/{w.get('name')}"), plain(reading),
+                          plain(", ".join(problems), error))))
         for i, e in enumerate(ns.details.get("events", ())[:EVENTS_SHOWN]):
             rows.append((f"k8s:{ns.name}:event:{i}",
-                         (plain("⚠ event", "yellow"), plain(e.get("object", "")),
+                         (plain("⚠ event", colour.style("state-warning")), plain(e.get("object", "")),
                           plain(f"{e.get('reason', '')} {duration(e.get('age_s'))} ago"),
                           plain(e.get("message", "")))))
         return rows

@@ -13,10 +13,15 @@ from textual.widgets import Input
 
 from console.incident.export import describe
 from console.text import plain
+from console.widgets import colours
 from console.widgets.table import ReadingTable
 
-KIND_STYLE = {"note": "", "threshold.crossed": "yellow", "source.lost": "red", "source.recovered": "green",
-              "action": "bold magenta", "command": "magenta", "probe": "cyan", "update.sent": "blue"}
+# Each kind of entry in a theme colour (the theme variable, and bold or not);
+# a kind not listed is dim.
+KIND_COLOUR = {"threshold.crossed": ("state-warning", False), "source.lost": ("state-critical", False),
+               "source.recovered": ("state-ok", False), "action": ("text-accent", True),
+               "command": ("text-accent", False), "probe": ("text-secondary", False),
+               "update.sent": ("text-primary", False)}
 NOTE_EDITS = ("note.corrected", "note.struck", "note.pinned")
 
 
@@ -45,6 +50,7 @@ class TimelinePane(Vertical):
         super().__init__(**kwargs)
         self.border_title = self.TITLE
         self._count = 0
+        self._shown: tuple[list, object] | None = None  # the events and incident, to recolour them
 
     def compose(self) -> ComposeResult:
         yield ReadingTable((("UTC", 8), ("Who", 10), ("What", 400)), cursor=True, id="events")
@@ -54,13 +60,24 @@ class TimelinePane(Vertical):
     def table(self) -> ReadingTable:
         return self.query_one("#events", ReadingTable)
 
+    def on_mount(self) -> None:
+        colours.follow_theme(self, self._recolour)
+
+    def _recolour(self) -> None:
+        if self._shown is not None:
+            self.show(*self._shown)
+
     def show(self, events: Iterable, incident) -> None:
         """Every event, oldest first; notes shown as corrected, struck, pinned."""
+        events = list(events)
+        self._shown = (events, incident)
+        colour = colours.of(self)
         rows = []
         for event in events:
             if event.kind in NOTE_EDITS:
                 continue  # shown on the note itself, and in the export's history
-            style = KIND_STYLE.get(event.kind, "dim")
+            style = colour.style(*KIND_COLOUR[event.kind]) if event.kind in KIND_COLOUR else (
+                "" if event.kind == "note" else "dim")
             text = describe(event, incident)
             if event.kind == "note":
                 note = incident.note(event.id) if incident is not None else None

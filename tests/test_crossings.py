@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from console.sources.base import Snapshot, State, unreachable, utcnow
+from console.vocabulary import Snapshot, State, unreachable, utcnow
 from console.thresholds import DEFAULTS, judge
-from console.transitions import Transitions
+from console.incident.crossings import Crossings
 
 
 def _pg(ratio):
@@ -10,7 +10,7 @@ def _pg(ratio):
 
 
 def test_only_changes_are_events():
-    t = Transitions()
+    t = Crossings()
     assert t.observe(_pg(0.5)) == []
     assert t.observe(_pg(0.5)) == []
     crossed = t.observe(_pg(0.75))
@@ -23,7 +23,7 @@ def test_only_changes_are_events():
 
 
 def test_lost_and_recovered_once_each():
-    t = Transitions()
+    t = Crossings()
     t.observe(_pg(0.1))
     lost = t.observe(unreachable("postgres", "primary", "timed out after 3s"))
     assert lost == [("source.lost", {"source": "primary", "kind": "postgres", "error": "timed out after 3s"})]
@@ -35,10 +35,10 @@ def test_a_restarted_console_remembers_what_the_journal_holds(tmp_path):
     from console.incident.journal import Journal
 
     journal = Journal(tmp_path / "j.json", operator={"user": "u", "ssh_client": None})
-    first = Transitions()
+    first = Crossings()
     for kind, data in first.observe(_pg(0.95)):
         journal.append(kind, **data)
-    again = Transitions()
+    again = Crossings()
     again.remember(journal.events())
     assert again.observe(_pg(0.95)) == []  # already journaled before the restart
     assert again.observe(_pg(0.1))[0][1]["state"] == "ok"
