@@ -86,6 +86,7 @@ class IncidentConsole(App):
         self.exit_messages: list[str] = []
         self.cleanups: list[Callable[[], object]] = []  # run if a hang-up must end the process hard
         self.hung_up = False
+        self.quit_done = False  # journal and connections closed: only the terminal is left
         self._force_quit_until = 0.0
         self._wake = asyncio.Event()
         self._theme_name = theme_name
@@ -116,13 +117,17 @@ class IncidentConsole(App):
         # The main screen, even while a modal screen is up.
         return self.screen_stack[0]
 
+    def on_mount(self) -> None:
+        # First of all, before the first frame: a hang-up from now on quits
+        # through the app (journal closed), not through the default handler.
+        self._watch_terminal()
+
     def begin(self) -> None:
         """Called by the main screen once it is mounted."""
         for problem in self.theme_problems:
             self.notify(str(problem), title="theme not loaded", severity="warning", timeout=15)
         if self.theme_problem:
             self.notify(self.theme_problem, title="theme", severity="warning", timeout=15)
-        self._watch_terminal()
         self._tick()
         self.set_interval(1.0, self._tick)
         journal = self.session.journal
@@ -296,6 +301,7 @@ class IncidentConsole(App):
                 await asyncio.wait_for(close_all(self.sources), 2.0)
             except asyncio.TimeoutError:
                 pass  # a hung server must not keep the console open
+        self.quit_done = True
         self.exit()
 
     def _journal_left_safely(self) -> bool:
@@ -382,4 +388,6 @@ class IncidentConsole(App):
                 cleanup()
             except Exception:
                 pass
-        os._exit(129)
+        # 0 when our own quit had finished and only Textual's goodbye to the
+        # dead terminal hung (its writer queue, seen on a closed pty).
+        os._exit(0 if self.quit_done else 129)

@@ -93,6 +93,9 @@ class SecretValues:
         self._lock = threading.Lock()
         self._secrets: dict[str, set[str | None]] = {}  # value -> users it was seen with
         self._pattern: re.Pattern[str] | None = None
+        self._longest = 0  # the longest registered form
+        self._forms: tuple[str, ...] = ()
+        self._firsts: frozenset[str] = frozenset()
         self._dirty = False
 
     def add(self, value: str | None, user: str | None = None) -> None:
@@ -125,6 +128,9 @@ class SecretValues:
         for value, users in self._secrets.items():
             for user in users:
                 forms |= literal_forms(value, user)
+        self._longest = max((len(f) for f in forms), default=0)
+        self._forms = tuple(forms)
+        self._firsts = frozenset(f[0] for f in forms)
         return re.compile(_trie_pattern(forms)) if forms else None
 
     def redact(self, text: str) -> str:
@@ -132,6 +138,30 @@ class SecretValues:
         if pattern is None or not text:
             return text
         return pattern.sub(MASK, text)
+
+    def redact_cut(self, text: str, limit: int) -> str:
+        """At most ``limit`` characters of ``text``, redacted, without
+        redacting all of a long text. A secret the cut falls inside would
+        leave its prefix, which no form matches: the window is one longest
+        form wider, and what a cut secret can have left is its tail end."""
+        pattern = self.pattern()
+        if pattern is None:
+            return text[:limit]
+        window = text[: limit + self._longest]
+        redacted = pattern.sub(MASK, window)
+        if len(text) > len(window):
+            redacted = redacted[: self._start_of_cut_secret(redacted)]
+        return redacted[:limit]
+
+    def _start_of_cut_secret(self, text: str) -> int:
+        """Where a tail of ``text`` that begins some secret form starts (the
+        window's cut fell inside it), else the end of ``text``."""
+        for start in range(max(0, len(text) - self._longest), len(text)):
+            if text[start] in self._firsts:
+                tail = text[start:]
+                if any(form.startswith(tail) for form in self._forms):
+                    return start
+        return len(text)
 
 
 def _trie_pattern(words: Iterable[str]) -> str:
@@ -176,6 +206,11 @@ REGISTRY = SecretValues()
 def redact(text: str) -> str:
     """``text`` with every registered secret, in any of its forms, as ``***``."""
     return REGISTRY.redact(text)
+
+
+def redact_cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters of ``text``, redacted, no piece of a secret left at the cut."""
+    return REGISTRY.redact_cut(text, limit)
 
 
 def redact_data(value: Any) -> Any:

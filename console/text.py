@@ -58,9 +58,7 @@ def inert(value: object, limit: int = 500) -> str:
     What was invisible or a control becomes a visible mark, so an operator
     sees that something was there."""
     # Secrets go first, before any cut could leave half of one (console/secrets.py).
-    text = secret_values.redact((value if isinstance(value, str) else str(value))[: limit * 4 + 256])
-    if len(text) > limit * 4:
-        text = text[: limit * 4]
+    text = secret_values.redact_cut(value if isinstance(value, str) else str(value), limit * 4)
     text = _ESCAPES.sub(REPLACEMENT, text)
     text = text.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
     text = _CONTROLS.sub(REPLACEMENT, text)

@@ -111,3 +111,21 @@ async def test_q_quits_and_closes_sources():
         await pilot.pause()
     assert app.return_code == 0
     assert source.closed
+
+
+async def test_a_worker_that_dies_is_shown_and_journaled(tmp_path):
+    from console.incident.journal import Journal
+
+    journal = Journal(tmp_path / "incident.json", operator={"user": "oncall"})
+    app = IncidentConsole(CFG, sources=[_redis_source()], journal=journal)
+
+    async def broken() -> None:
+        raise RuntimeError("the poll loop broke")
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.run_worker(broken(), name="poll redis:cache", group="poll", exit_on_error=False)
+        await wait(pilot, lambda: any(e.kind == "console.error" for e in journal.events()))
+        assert app.is_running
+        assert any("poll redis:cache stopped" in str(n.message) for n in app._notifications)
+    error = next(e for e in journal.events() if e.kind == "console.error")
+    assert error.data["worker"] == "poll redis:cache" and "the poll loop broke" in error.data["error"]

@@ -218,6 +218,7 @@ async def test_closing_a_modal_twice_in_one_burst_keeps_the_main_screen(tmp_path
 
 
 # ---- the bursts from the issue ----------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 async def test_pane_switch_bursts_leave_the_app_idle_and_answering(tmp_path, size):
     app, journal = fuzz_app(tmp_path)
@@ -246,6 +247,7 @@ async def test_a_burst_ends_on_the_pane_its_last_key_names(tmp_path, size):
             assert app.focused in app.query_one(f"#{last}").query("*"), keys
 
 
+@pytest.mark.slow
 async def test_resizing_during_bursts(tmp_path):
     app, journal = fuzz_app(tmp_path)
     rng = random.Random(10)

@@ -59,6 +59,7 @@ CREATE FUNCTION public.mood_text(mood) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN PERFORM public.killer(); RETURN 'calm'; END $$;
 CREATE CAST (mood AS text) WITH FUNCTION public.mood_text(mood) AS IMPLICIT;
 CREATE TABLE feelings AS SELECT 'calm'::mood AS m;
+CREATE TABLE checked (id int, d public.safe_int);
 CREATE FUNCTION public.drain(ledger) RETURNS int LANGUAGE sql AS $$ SELECT public.killer() $$;
 CREATE SEQUENCE numbers;
 """
@@ -86,6 +87,10 @@ ATTACKS = [
     ("SELECT 1 = 'x'::text", "harmless"),
     ("SELECT 1 OPERATOR(public.=) 'x'::text", "syntax"),
     ("SELECT * FROM guarded", "run time"),
+    # Found by a red-team pass: filling a row type from JSON runs its domain's CHECK.
+    ("""SELECT json_populate_record(p, '{"d": 5}') FROM checked AS p""", "syntax"),
+    ("""SELECT jsonb_populate_recordset(NULL::checked, '[{"d": 5}]')""", "syntax"),
+    ("SELECT * FROM checked", "run time"),
     ("SELECT m || '' FROM feelings", "run time"),
     ("SELECT l.drain FROM ledger AS l", "harmless"),
     ("SELECT (pid).pg_terminate_backend FROM pg_stat_activity WHERE application_name = 'victim'", "syntax"),

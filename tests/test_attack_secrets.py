@@ -369,3 +369,17 @@ async def test_an_http_probe_redirected_elsewhere_does_not_take_the_services_hea
         assert result.ok, result
         assert home.seen[-1].headers["x-api-key"] == API_KEY
         assert "x-api-key" not in elsewhere.seen[-1].headers
+
+
+@pytest.mark.parametrize("limit", [20, 80, 400, 500])
+def test_a_long_secret_cut_by_the_screen_leaves_no_piece_of_itself(limit):
+    """Found by a red-team pass: the screen's cut fell inside the last copy
+    of a long token, whose prefix no form matches, and masking the copies
+    before it pulled that prefix into view."""
+    from console.text import inert
+
+    token = "eyJ" + "A1b2C3d4" * 112
+    secrets.add(token)
+    seen = inert(f"Authorization: Bearer {token}\nCookie: session={token}\nX-Token: {token}", limit)
+    assert not any(token[:k] in seen for k in range(6, len(token))), seen
+    assert seen.startswith("Authorization: Bear")  # the text around it still shows

@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import replace
 from datetime import datetime, timezone
 
+import pytest
 from textual.command import CommandPalette
 from textual.widgets import Input
 
@@ -210,6 +211,7 @@ def test_animations_are_off():
     assert console_app().animation_level == "none"
 
 
+@pytest.mark.slow
 def test_console_quits_cleanly_when_the_terminal_hangs_up(tmp_path):
     """The SSH session drops: the pty's master closes, the kernel sends
     SIGHUP; the console leaves through its own quit (journal closed) and

@@ -14,7 +14,7 @@ So, inside the probe's own read-only transaction:
    a view outside the system schemas (unless trusted: a pg_stat_statements
    view, or one the config names in ``probes.sql_views``), a foreign table,
    a table under row-level security, a table with a column whose type has a
-   cast written in a procedural language;
+   cast written in a procedural language or is a domain with a CHECK;
 2. the probe is rewritten with those relations schema-qualified, and
    search_path is pinned to ``pg_catalog, pg_temp``: every unqualified
    function, operator and type now means the built-in one, so a lookalike
@@ -26,7 +26,7 @@ This module holds the SQL and the judgement; the source runs them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
 from console.readonly.sql import SqlProbe
 
@@ -49,7 +49,12 @@ SELECT r.ord::int, n.nspname::text, c.relname::text, c.relkind::text, c.relrowse
                JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc
                JOIN pg_catalog.pg_language l ON l.oid = p.prolang
                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                 AND l.lanname NOT IN ('internal', 'c')) AS user_written_cast
+                 AND l.lanname NOT IN ('internal', 'c')) AS user_written_cast,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+               JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+               JOIN pg_catalog.pg_constraint k
+                 ON k.contypid IN (t.oid, t.typelem, t.typbasetype) AND k.contype = 'c'
+               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS checked_domain
 FROM pg_catalog.unnest(%(names)s::text[]) WITH ORDINALITY AS r(name, ord)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(r.name)
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -67,6 +72,7 @@ class Relation:
     row_security: bool
     in_trusted_extension: bool
     user_written_cast: bool
+    checked_domain: bool  # a column of a domain with a CHECK: filling the row type runs it
 
     @property
     def shown(self) -> str:
@@ -91,6 +97,9 @@ def refusal(relation: Relation, trusted_views: Iterable[str] = ()) -> str | None
         return f"{where} has row-level security: its policies run expressions a database user wrote"
     if relation.user_written_cast:
         return f"{where} has a column whose type has a cast written in a procedural language"
+    if relation.checked_domain:
+        return (f"{where} has a column of a domain with a CHECK constraint, which can call any function "
+                "when a value is made of that type")
     return None
 
 

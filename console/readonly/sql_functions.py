@@ -60,8 +60,7 @@ ARRAYS_JSON = {
     "json_array_elements_text", "jsonb_array_elements_text", "json_typeof", "jsonb_typeof",
     "jsonb_pretty", "json_strip_nulls", "jsonb_strip_nulls", "jsonb_path_query", "jsonb_path_exists",
     "jsonb_path_query_array", "jsonb_path_query_first", "jsonb_path_match", "json_to_record",
-    "jsonb_to_record", "json_to_recordset", "jsonb_to_recordset", "json_populate_record",
-    "jsonb_populate_record", "json_populate_recordset", "jsonb_populate_recordset",
+    "jsonb_to_record", "json_to_recordset", "jsonb_to_recordset",
 }
 NETWORK = {"host", "hostmask", "family", "masklen", "netmask", "network", "abbrev", "broadcast",
            "inet_client_addr", "inet_client_port", "inet_server_addr", "inet_server_port"}

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from console import secrets
 from console.capabilities import HttpProbing, Source
 from console.config import ServiceTarget, redact
 from console.sources.base import Snapshot, State, bounded_poll, describe_error, first_leaf, one_line, utcnow
@@ -323,7 +324,7 @@ class HealthCheck(HttpSource, Source, HttpProbing):
             return self._snapshot(State.CRITICAL, got.redirect_error, metrics, got)
         if got.status not in self.service.expect_status:
             error = f"HTTP {got.status} (expected {_expected(self.service.expect_status)})"
-            details = {"body": got.text()[:BODY_SHOWN]}
+            details = {"body": secrets.redact_cut(got.text(), BODY_SHOWN)}  # no piece of a cut secret
             return self._snapshot(State.CRITICAL, error, metrics, got, details)
         return self._snapshot(State.OK, None, metrics, got)
 
