@@ -174,13 +174,15 @@ class IncidentConsole(App):
                 pass
 
     async def _start_playbooks(self) -> None:
-        problems = await asyncio.to_thread(self.session.load_playbooks)
+        desk = await asyncio.to_thread(self.session.read_playbooks)
+        problems = list(desk.problems)
         for problem in problems[:3]:
             self.notify(str(problem), title="playbook problem", severity="warning", timeout=10)
         if len(problems) > 3:
             self.notify(f"and {len(problems) - 3} more: incident-console check lists them all",
                         title="playbook problems", severity="warning", timeout=10)
         self.session.attach(self.sources or ())
+        self.session.use_playbooks(desk)  # last: whoever waits for playbooks finds everything said
         self.show_journal()
 
     def on_snapshot_arrived(self, message: SnapshotArrived) -> None:

@@ -230,14 +230,20 @@ class IncidentSession:
         self.record("update.sent", channel=channel, text=text)
 
     # ---- playbooks ---------------------------------------------------------
-    def load_playbooks(self) -> list:
-        """Load every playbook (slow: call it off the event loop); returns the
-        problems found, each with its file and line. A broken playbook never
-        stops the rest, nor the monitoring."""
+    def read_playbooks(self):
+        """Every playbook, read but not yet in use (slow: call it off the
+        event loop). A broken playbook never stops the rest, nor monitoring."""
         from console.incident.desk import PlaybookDesk
 
-        self.desk = PlaybookDesk(self.config)
-        return list(self.desk.problems)
+        return PlaybookDesk(self.config)
+
+    def use_playbooks(self, desk) -> list:
+        """Put ``desk`` to use; the problems found, each with its file and line."""
+        self.desk = desk
+        return list(desk.problems)
+
+    def load_playbooks(self) -> list:
+        return self.use_playbooks(self.read_playbooks())
 
     def attach(self, sources: Iterable[Any]) -> None:
         """The step runner, once the sources exist."""
