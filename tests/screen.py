@@ -44,3 +44,10 @@ def widget_texts(app) -> dict[str, str]:
         out[f"{type(widget).__name__}#{widget.id}:{id(widget)}"] = "\n".join(
             "".join(segment.text for segment in strip) for strip in strips)
     return out
+
+
+def live_yaml(pg_dsn: str, redis_url: str, redis_timeout: float | None = None) -> str:
+    """Config lines for one real PostgreSQL and one real Redis, polled every 0.3 s."""
+    timeout = f"\n    timeout: {redis_timeout}" if redis_timeout is not None else ""
+    return (f"refresh: 0.3\npostgres:\n  - name: primary\n    dsn: {pg_dsn}\n"
+            f"redis:\n  - name: cache\n    url: {redis_url}{timeout}\n")

@@ -13,7 +13,7 @@ from console.demo.servers import RedisServer
 from console.sources.base import State
 from console.widgets.postgres import PostgresPane
 from console.widgets.redis import RedisPane
-from screen import wait
+from screen import live_yaml, wait
 
 
 
@@ -29,16 +29,7 @@ def own_redis():
 
 
 async def test_real_servers_fill_the_panes_and_a_hung_redis_does_not_block(pg_server, own_redis):
-    cfg = config.parse(f"""
-refresh: 0.3
-postgres:
-  - name: primary
-    dsn: {pg_server.dsn()}
-redis:
-  - name: cache
-    url: {own_redis.url}
-    timeout: 0.5
-""", "live.yaml", env={})
+    cfg = config.parse(live_yaml(pg_server.dsn(), own_redis.url, redis_timeout=0.5), "live.yaml", env={})
     held = [psycopg.connect(pg_server.dsn(application_name="held")) for _ in range(3)]
     app = IncidentConsole(cfg)
     try:

@@ -38,7 +38,7 @@ from console.widgets.redis import RedisPane
 from textual.command import CommandPalette
 from textual.widgets._toast import Toast
 
-from screen import latest, screen_text, wait, widget_texts
+from screen import latest, live_yaml, screen_text, wait, widget_texts
 
 # Each attack carries a visible tag, so its remains can be found on screen.
 ATTACKS = {
@@ -308,15 +308,7 @@ PG_TEXT = " ".join(v for k, v in ATTACKS.items() if k not in ("ctl", "c1"))  # P
 
 async def test_hostile_text_from_postgres_and_redis_reaches_the_screen_inert(pg_server, redis_server, sessions,
                                                                               tmp_path):
-    cfg = config.parse(f"""
-refresh: 0.3
-postgres:
-  - name: primary
-    dsn: {pg_server.dsn()}
-redis:
-  - name: cache
-    url: {redis_server.url}
-""", "hostile.yaml", env={})
+    cfg = config.parse(live_yaml(pg_server.dsn(), redis_server.url), "hostile.yaml", env={})
     literal = PG_TEXT.replace("'", "''")
     session = await psycopg.AsyncConnection.connect(
         pg_server.dsn(), autocommit=True,

@@ -28,7 +28,7 @@ from console.widgets.postgres import PostgresPane
 from console.widgets.redis import RedisPane
 from console.widgets.services import ServicesPane
 from httpfaults import FaultServer, Garbage, Hang, Huge, Redirect, Reply, Reset
-from screen import latest, screen_text, wait
+from screen import latest, live_yaml, screen_text, wait
 
 RECORDED_K8S = os.path.join(os.path.dirname(__file__), "..", "console", "demo", "k8s")
 SURVIVED: list[str] = []  # every fault the console came through, for the report
@@ -149,16 +149,7 @@ redis:
 
 async def test_redis_maxclients_pause_stop_and_restart_with_the_console_running(pg_server):
     with RedisServer(maxclients=4) as server:
-        cfg = config.parse(f"""
-refresh: 0.3
-postgres:
-  - name: primary
-    dsn: {pg_server.dsn()}
-redis:
-  - name: cache
-    url: {server.url}
-    timeout: 0.5
-""", "redis.yaml", env={})
+        cfg = config.parse(live_yaml(pg_server.dsn(), server.url, redis_timeout=0.5), "redis.yaml", env={})
         app = IncidentConsole(cfg)
         fillers: list[redis_sync.Redis] = []
         async with app.run_test(size=(160, 48)) as pilot:

@@ -29,7 +29,7 @@ from console.demo.kubefake import KubeFake, load_responses
 from console.widgets.postgres import PostgresPane
 from console.widgets.services import ServicesPane
 from httpfaults import FaultServer, Reply
-from screen import FORBIDDEN, latest, screen_text, wait, widget_texts
+from screen import FORBIDDEN, latest, live_yaml, screen_text, wait, widget_texts
 from test_source_kubernetes import RECORDED
 
 # Each fragment is tagged so that its visible remains can be found on screen.
@@ -81,15 +81,7 @@ def k8s(tmp_path):
 async def test_hostile_strings_from_real_servers_reach_the_screen_inert(pg_server, redis_server, k8s, tmp_path):
     text = hostile(without=("nul",))  # PostgreSQL text cannot hold NUL
     with FaultServer({"/health": Reply(500, hostile() + LONG)}) as http:
-        cfg_text = f"""
-refresh: 0.3
-postgres:
-  - name: primary
-    dsn: {pg_server.dsn()}
-redis:
-  - name: cache
-    url: {redis_server.url}
-services:
+        cfg_text = live_yaml(pg_server.dsn(), redis_server.url) + f"""services:
   - name: api
     url: {http.url('/health')}
 kubernetes:
