@@ -207,55 +207,18 @@ def _write(text: str, output: str | None, what: str) -> int:
     it: a full disk leaves the old one); a FIFO or ``/dev/stdout`` is
     written to as it is."""
     from console import secrets
+    from console.incident.export_file import replace_file
 
     if not output:
         sys.stdout.write(text)
         return EXIT_OK
     try:
-        _replace_file(output, secrets.redact(text).encode("utf-8"))
+        replace_file(output, secrets.redact(text).encode("utf-8"))
     except OSError as exc:
         print(f"error: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote {what} to {output}", file=sys.stderr)
     return EXIT_OK
-
-
-def _replace_file(output: str, data: bytes) -> None:
-    import os
-    import secrets as random
-    import stat
-
-    target = os.path.realpath(output)  # through a symlink, not over it
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(21, "is a directory")
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        with open(target, "wb") as out:  # a pipe or a terminal: no rename there
-            out.write(data)
-        return
-    tmp = f"{os.path.dirname(target)}/.{os.path.basename(target)}.{random.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        if st is not None:
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, target)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -411,7 +374,9 @@ def _export(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"error: {path}: no incident journal here", file=sys.stderr)
         return EXIT_USAGE
-    refused = _not_over_a_journal(args.output, path)
+    from console.incident.export_file import not_over_a_journal
+
+    refused = not_over_a_journal(args.output, path)
     if refused:
         print(f"error: {args.output}: {refused}; nothing written", file=sys.stderr)
         return EXIT_USAGE
@@ -424,29 +389,6 @@ def _export(args: argparse.Namespace) -> int:
         journal.close()
     text = journal_json(events) if args.format == "json" else postmortem_markdown(events, utcnow())
     return _write(text, args.output, "the journal" if args.format == "json" else "the post-mortem")
-
-
-def _not_over_a_journal(output: str | None, journal) -> str | None:
-    """Why ``output`` must not be written with an export: it is the journal
-    (through a symlink or a hard link), or another journal; None if it may."""
-    import os
-
-    if not output:
-        return None
-    try:
-        if os.path.samefile(output, journal):
-            return f"is the journal itself ({journal})"
-        if not os.path.isfile(output):  # a pipe is not read here: it would block
-            return None
-        with open(os.path.realpath(output), "rb", buffering=0) as existing:
-            head = existing.read(64)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
-    except OSError as exc:
-        return f"cannot be checked: {exc.strerror or exc}"
-    if head.replace(b" ", b"").startswith((b'{\n"events":{', b'{"events":{', b'{\n"_default":{', b'{"_default":{')):
-        return "is an incident journal; an export never overwrites one"
-    return None
 
 
 def _console(args: argparse.Namespace) -> int:

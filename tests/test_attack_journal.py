@@ -432,3 +432,29 @@ def test_note_on_a_large_journal_reads_a_bounded_tail_not_the_journal(tmp_path, 
     monkeypatch.undo()
     docs = json.loads(path.read_bytes())["events"]
     assert len(docs) == 50_001 and docs["50001"]["id"] == event.id
+
+
+async def test_the_consoles_export_never_overwrites_the_journal_nor_waits_on_a_pipe(tmp_path):
+    """The console's export (palette) writes beside the journal: a symlink
+    planted there pointing at the journal, or a FIFO, must not turn into a
+    journal full of markdown or a screen stopped on a pipe with no reader."""
+    path = tmp_path / "incident.json"
+    journal = Journal(path, operator={"user": "oncall"})
+    journal.note("keep me")
+    target = path.with_suffix(".postmortem.md")
+    target.symlink_to(path)
+    app = IncidentConsole(config.parse("refresh: 1\n", "t.yaml", env={}), sources=[], journal=journal)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.action_export()
+        await pilot.pause()
+        said = [str(n.message) for n in app._notifications]
+        assert any("not written" in m and "journal itself" in m for m in said), said
+        target.unlink()
+        os.mkfifo(target)
+        app.main.action_export()  # before: open() on the FIFO stopped the event loop for good
+        await pilot.pause()
+        said = [str(n.message) for n in app._notifications]
+        assert any("not a regular file" in m for m in said), said
+        assert app.is_running
+    assert b"keep me" in path.read_bytes() and not path.read_bytes().startswith(b"#")
+    assert stat.S_ISFIFO(os.stat(target).st_mode)

@@ -16,7 +16,8 @@ HEADLESS = ["console.config", "console.capabilities", "console.sources", "consol
             "console.incident.journal",
             "console.incident.export", "console.incident.storage", "console.incident.state",
             "console.incident.updates", "console.incident.session", "console.incident.crossings",
-            "console.incident.desk", "console.vocabulary", "console.readonly", "console.secrets"]
+            "console.incident.desk", "console.incident.export_file", "console.vocabulary", "console.readonly",
+            "console.secrets"]
 
 
 def _imported_after(module: str) -> set[str]:

@@ -123,10 +123,18 @@ class IncidentKeys:
         if journal is None:
             return
         from console.incident.export import postmortem_markdown
+        from console.incident.export_file import ExportRefused, write_export
 
         target = journal.path.with_suffix(".postmortem.md")
         try:
-            target.write_text(postmortem_markdown(journal.events(), self.app.clock()), encoding="utf-8")
+            # The same writer as `export -o`: never over a journal (a symlink
+            # there is followed, then refused), never into a pipe that would
+            # stop the screen, whole or not at all.
+            write_export(target, postmortem_markdown(journal.events(), self.app.clock()), journal.path,
+                         pipes=False)
+        except ExportRefused as refused:
+            self.notify(f"not written: {target} {refused}", severity="error")
+            return
         except OSError as exc:
             self.notify(f"cannot write {target}: {exc.strerror or exc}", severity="error")
             return
