@@ -281,6 +281,12 @@ class IncidentConsole(App):
             return
         await super().on_event(event)
 
+    def action_command_palette(self) -> None:
+        from console.screens.palette import Palette  # see Palette: Textual's fails when closed mid-gather
+
+        if self.use_command_palette and not Palette.is_open(self):
+            self.push_screen(Palette(id="--command-palette"))
+
     def pop_screen(self):
         """Never the main screen: a burst of keys can close the same dialog
         twice (Enter, then a queued Escape), and the console must survive it."""

@@ -358,3 +358,29 @@ async def test_random_keys_at_random_speeds_never_wedge_the_app(tmp_path, size):
             assert not ran_something(journal), f"sequence {number} ran a playbook step: {keys}"
         await quits(app)
     assert max(latencies) < ANSWER_WITHIN_S
+
+
+async def test_a_palette_taken_down_mid_gather_drops_its_late_lookups(tmp_path):
+    """Textual's palette gathers commands in a worker that looks up its list
+    after an Escape in the same burst has already taken the palette down; the
+    worker's NoMatches failed the whole app (a fuzzed sequence in CI, at
+    160x48). The race, made certain: the list is gone when the gathering
+    worker and the list watcher look for it."""
+    from textual.command import CommandList
+    from console.screens.palette import Palette
+
+    app, _ = fuzz_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        send(app, "colon")
+        await until(lambda: isinstance(app.screen, Palette))
+        palette = app.screen
+        await pilot.pause()
+        await palette.query_one(CommandList).remove()
+        palette._list_visible = not palette._list_visible
+        await palette._gather_commands("qu").wait()
+        await pilot.pause()
+        alive(app)
+        send(app, "escape")
+        await until(lambda: len(app.screen_stack) == 1)
+        assert (await answers(app)) < ANSWER_WITHIN_S

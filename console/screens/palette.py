@@ -9,8 +9,10 @@ as it is; the fuzzy highlight is laid on the same plain title.
 
 from __future__ import annotations
 
-from textual.command import DiscoveryHit, Hit, Hits
+from textual import work
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.system_commands import SystemCommandsProvider
 
 from console.text import inert
@@ -35,6 +37,30 @@ class InertSystemCommands(SystemCommandsProvider):
                     if not title[offset].isspace():
                         shown = shown.stylize(matcher.match_style, offset, offset + 1)
                 yield Hit(score, shown, callback, text=title, help=_help(help_text))
+
+
+class Palette(CommandPalette):
+    """Textual's palette, safe to close while it is still gathering commands.
+
+    The palette gathers hits in a worker; an Escape in the same burst as the
+    keys typed into it takes the palette's widgets down while that worker
+    still runs, and its last look-up of the command list raised NoMatches,
+    which failed the whole app (a fuzzed key sequence in CI). A palette that
+    is gone has nothing left to show: its late look-ups are dropped.
+    """
+
+    def _watch__list_visible(self) -> None:
+        try:
+            super()._watch__list_visible()
+        except NoMatches:
+            pass  # taken down mid-gather
+
+    @work(exclusive=True, group=CommandPalette._GATHER_COMMANDS_GROUP)
+    async def _gather_commands(self, search_value: str) -> None:
+        try:
+            await CommandPalette._gather_commands.__wrapped__(self, search_value)
+        except NoMatches:
+            pass  # taken down mid-gather
 
 
 def _help(help_text: str) -> Content | None:
