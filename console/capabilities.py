@@ -24,9 +24,12 @@ from console.vocabulary import Snapshot
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from console.drill import Detail
+
 __all__ = ["Source", "QueryRows", "HttpService", "PrometheusEndpoint", "SqlProbing", "BackendSignalling",
            "RedisProbing", "CacheFlushing", "HttpProbing", "PromQuerying", "KubernetesReading", "InNamespace",
-           "WorkloadScaling", "WorkloadRestarting", "KubectlTargeting", "CAPABILITIES", "capabilities_of",
+           "WorkloadScaling", "WorkloadRestarting", "WorkloadUndoing", "PodDeleting", "ClientKilling",
+           "KubectlTargeting", "Drilling", "CAPABILITIES", "capabilities_of",
            "cannot"]
 
 
@@ -41,6 +44,19 @@ class Source(Protocol):
     async def poll(self) -> Snapshot: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Drilling(Protocol):
+    """Opens one of its rows: reads what a detail view shows, on demand only.
+
+    ``row`` is a row id the source itself made (a pane row's key, or a
+    :class:`console.drill.Section`'s or :class:`console.drill.Opening`'s).
+    Raises :class:`console.drill.NoSuchRow` for a row that is gone and
+    :class:`console.vocabulary.ProbeError` for a system that does not answer.
+    """
+
+    async def drill(self, row: str) -> Detail: ...
 
 
 # ---- what capabilities hand back or point at ----------------------------------
@@ -110,6 +126,13 @@ class CacheFlushing(Protocol):
     async def flush_db(self, db: int | None = None) -> Any: ...
 
 
+@runtime_checkable
+class ClientKilling(Protocol):
+    """``CLIENT KILL ADDR ip:port``: disconnects one client."""
+
+    async def kill_client(self, address: str) -> Any: ...
+
+
 # ---- HTTP and Prometheus ------------------------------------------------------------
 
 @runtime_checkable
@@ -155,6 +178,21 @@ class WorkloadRestarting(InNamespace, Protocol):
 
 
 @runtime_checkable
+class WorkloadUndoing(InNamespace, Protocol):
+    """Rolls a Deployment back to a revision (the previous one when None), as
+    ``kubectl rollout undo`` does: the ReplicaSet's pod template, patched back."""
+
+    async def undo(self, kind: str, name: str, revision: int | None, namespace: str | None = None) -> Any: ...
+
+
+@runtime_checkable
+class PodDeleting(InNamespace, Protocol):
+    """Deletes one pod (its controller makes a new one)."""
+
+    async def delete_pod(self, name: str, namespace: str | None = None) -> Any: ...
+
+
+@runtime_checkable
 class KubectlTargeting(InNamespace, Protocol):
     """The flags that point ``kubectl`` (rollout undo) at the cluster this source watches."""
 
@@ -172,7 +210,11 @@ CAPABILITIES: Mapping[type, str] = {
     KubernetesReading: "read Kubernetes objects",
     WorkloadScaling: "scale a Kubernetes workload",
     WorkloadRestarting: "restart a Kubernetes workload",
+    ClientKilling: "disconnect a Redis client",
+    WorkloadUndoing: "roll a Kubernetes workload back",
+    PodDeleting: "delete a Kubernetes pod",
     KubectlTargeting: "point kubectl at its cluster (rollout undo)",
+    Drilling: "open a row's detail",
 }
 
 

@@ -42,7 +42,7 @@ async def test_panes_show_readings_and_thresholds():
         assert snap.state is State.CRITICAL  # 95 % of max_connections
         assert pg.has_class("-critical")
         assert "38/40 conns" in pg._summary_shown.plain
-        assert pg.table.get_row("primary:4242")[0].plain == "4242"
+        assert pg.table.get_row("postgres:primary:session/4242")[0].plain == "4242"
 
 
 async def test_hostile_text_is_shown_inert():
@@ -50,7 +50,7 @@ async def test_hostile_text_is_shown_inert():
     async with app.run_test(size=(160, 48)) as pilot:
         pg = app.query_one(PostgresPane)
         await wait(pilot, lambda: pg.snapshots)
-        query = pg.table.get_row("primary:4242")[4]
+        query = pg.table.get_row("postgres:primary:session/4242")[4]
         assert query.plain.startswith("[bold red]DROP[/]") and not query.spans
         assert "\x1b" not in query.plain and "\x07" not in query.plain and "\u202e" not in query.plain
         svg = app.export_screenshot()

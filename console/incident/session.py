@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 from console.incident.crossings import Crossings
 from console.incident.journal import ROLES, STATUSES, Event, Journal
 from console.incident.state import SCHEMES, Incident
+from console.drill import Change, Detail, RowRef
 from console.vocabulary import Snapshot
 
 SEVERITIES = frozenset(level.code for scheme in SCHEMES for level in scheme.levels)
@@ -53,6 +54,16 @@ class StepPlan:
 
 class Refusal(Exception):
     """A request the incident's state does not allow; the message says why."""
+
+
+class _PanePlaybook:
+    """What a change made from a pane is journaled under, in place of a playbook."""
+
+    id = "pane"
+    title = "from a live pane"
+
+
+PANE_PLAYBOOK = _PanePlaybook()
 
 
 class IncidentSession:
@@ -295,6 +306,64 @@ class IncidentSession:
         if self.read_only:
             return StepPlan("refuse", "read-only: actions and commands are refused")
         return StepPlan("confirm")
+
+    # ---- drilling into rows, and acting from them -----------------------------
+    def source_of(self, ref: RowRef):
+        """The source a pane's row came from (None before the sources exist)."""
+        sources = self.runner.sources if self.runner is not None else {}
+        return sources.get(f"{ref.kind}:{ref.source}")
+
+    async def drill(self, ref: RowRef) -> Detail:
+        """Read the row's detail now (details are never read on a refresh)."""
+        from console.capabilities import Drilling, cannot
+        from console.vocabulary import ProbeError
+
+        source = self.source_of(ref)
+        if source is None:
+            raise ProbeError(f"no {ref.kind} source named {ref.source!r} is running")
+        if not isinstance(source, Drilling):
+            raise ProbeError(cannot(source, Drilling))
+        return await source.drill(ref.row)
+
+    def change_step(self, ref: RowRef, change: Change):
+        """A pane's change as the action step a playbook would hold: it runs
+        through the same checks, confirmation and journal."""
+        from console.playbooks.model import Step
+
+        return Step(id=f"{ref.kind}.{change.action}", title=change.label, kind="action", action=change.action,
+                    params=change.params, source=ref.source, confirm=change.confirm)
+
+    def confirmation(self, ref: RowRef, change: Change) -> tuple[str, list[str], str]:
+        """(title, what the confirmation shows, what must be typed); raises
+        Refusal in read-only mode or for a change that cannot run."""
+        from console.playbooks.runner import Refused
+
+        if self.read_only or self.runner is None or self.runner.read_only:
+            self.record("action", action=change.action, target=change.confirm, source=ref.source,
+                        playbook=PANE_PLAYBOOK.id, step=f"{ref.kind}.{change.action}", ok=False,
+                        refused="read-only mode: nothing was run", error="read-only mode: nothing was run",
+                        confirmed_by="")
+            raise Refusal(f"read-only: {change.label} refused")
+        step = self.change_step(ref, change)
+        try:
+            what = self.runner.what_runs(step, {})
+            expected = self.runner.expected_confirmation(step, {})
+        except Refused as exc:
+            raise Refusal(str(exc)) from None
+        return f"{change.label} on {ref.source}", [*change.preview, *what], expected
+
+    async def change(self, ref: RowRef, change: Change, typed: str):
+        """Run ``change`` if ``typed`` confirms it; every attempt is journaled
+        (by the runner: refused, failed or done). Raises Refusal when it was
+        not run."""
+        from console.playbooks.runner import Refused
+
+        if self.runner is None:
+            raise Refusal("the sources are not running yet")
+        try:
+            return await self.runner.run(PANE_PLAYBOOK, self.change_step(ref, change), {}, typed)
+        except Refused as exc:
+            raise Refusal(str(exc)) from None
 
     # ---- the end -----------------------------------------------------------
     def unwritten(self) -> int:

@@ -61,6 +61,9 @@ ACTIONS: Mapping[str, ActionSpec] = MappingProxyType({
     "rollout_restart": ActionSpec("kubernetes", (("deployment", "statefulset"),), frozenset({"namespace"})),
     "scale": ActionSpec("kubernetes", (("deployment", "statefulset"), ("replicas",)), frozenset({"namespace"}),
                         integers=frozenset({"replicas"})),
+    "delete_pod": ActionSpec("kubernetes", (("pod",),), frozenset({"namespace"})),
+    # One client, by the ip:port CLIENT LIST shows as addr.
+    "client_kill": ActionSpec("redis", (("address",),)),
     "shell": ActionSpec(None, any_params=True),
 })
 

@@ -31,9 +31,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Mapping, NoReturn, TypeVar
 from urllib.parse import urljoin, urlsplit
 
-from console.capabilities import (BackendSignalling, CacheFlushing, HttpProbing, InNamespace, KubectlTargeting,
-                                  KubernetesReading, PromQuerying, RedisProbing, Source, SqlProbing,
-                                  WorkloadRestarting, WorkloadScaling, cannot)
+from console.capabilities import (BackendSignalling, CacheFlushing, ClientKilling, HttpProbing, InNamespace,
+                                  KubectlTargeting, KubernetesReading, PodDeleting, PromQuerying, RedisProbing,
+                                  Source, SqlProbing, WorkloadRestarting, WorkloadScaling, WorkloadUndoing,
+                                  cannot)
 from console.playbooks import shell
 from console.playbooks.model import ACTIONS, PROBE_KINDS, SOURCE_KINDS, TEMPLATE, Playbook, Step
 from console.playbooks.output import (MAX_BYTES, MAX_LINES, bounded, promql_result, readable_body, redis_reply,
@@ -51,9 +52,13 @@ CAPTURE_BYTES = 64 * 1024  # read from a command; the rest is drained unread
 HTTP_BODY = 32 * 1024
 POSTGRES_STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)",
                    "fastpath function call", "disabled")
-# What a Kubernetes action needs of its source; rollout undo runs kubectl.
+# What a Kubernetes action needs of its source; rollout undo runs kubectl
+# where the source cannot roll back through the API.
 WORKLOAD_ACTIONS: Mapping[str, type[InNamespace]] = {
-    "scale": WorkloadScaling, "rollout_restart": WorkloadRestarting, "rollout_undo": KubectlTargeting}
+    "scale": WorkloadScaling, "rollout_restart": WorkloadRestarting, "rollout_undo": KubectlTargeting,
+    "delete_pod": PodDeleting}
+# ip:port as CLIENT LIST gives it (IPv6 in brackets or bare), or a unix socket path.
+REDIS_ADDRESS = re.compile(r"^(\[?[0-9A-Fa-f:.]+\]?:[0-9]{1,5}|/[A-Za-z0-9_./-]{1,200}:0)$")
 KUBE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 KUBE_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -292,8 +297,10 @@ class StepRunner:
             plan = self._backend_plan(step, params, given)
         elif step.action == "flush_db":
             plan = self._flush_plan(step, params, given)
-        elif step.action in ("scale", "rollout_restart", "rollout_undo"):
+        elif step.action in ("scale", "rollout_restart", "rollout_undo", "delete_pod"):
             plan = self._kubernetes_plan(step, params, given)
+        elif step.action == "client_kill":
+            plan = self._client_kill_plan(step, params, given)
         else:
             raise Refused(f"unknown action {step.action!r}")
         if not plan.confirmation.strip():
@@ -380,8 +387,24 @@ class StepRunner:
         return _Plan("action", f"FLUSHDB on {target}", target,
                      self._confirmation(step, target, params, given, source), None, flush)
 
+    def _client_kill_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
+        source = self._need_source(step, ClientKilling)
+        address = str(params.get("address", ""))
+        if not REDIS_ADDRESS.match(address):
+            raise Refused(f"not a Redis client address (ip:port): {address[:60]!r}")
+
+        async def kill() -> StepResult:
+            return await _api_call(lambda: source.kill_client(address),
+                                   f"disconnected client {address} from {source.name}")
+        return _Plan("action", f"CLIENT KILL ADDR {address} on {source.name}", address,
+                     self._confirmation(step, address, params, given, source), None, kill)
+
     def _kubernetes_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
+        if step.action == "rollout_undo" and isinstance(self.resolve(step), WorkloadUndoing):
+            return self._undo_plan(step, params, given)
         source = self._need_source(step, WORKLOAD_ACTIONS[step.action or ""])
+        if step.action == "delete_pod":
+            return self._delete_pod_plan(step, source, params, given)
         kind = "statefulset" if "statefulset" in params else "deployment"
         name = _kube_name(params.get(kind), kind)
         namespace = params.get("namespace")
@@ -411,6 +434,38 @@ class StepRunner:
             argv.append(f"--to-revision={_whole(params['to_revision'], 'to_revision', minimum=1)}")
         return _Plan("action", f"rollout undo {where}", f"{kind}/{name}", confirmation, shlex.join(argv),
                      lambda: self._run_kubectl(argv))
+
+    def _namespace(self, source: InNamespace, params: Mapping[str, Any]) -> str:
+        namespace = params.get("namespace")
+        if namespace is not None and not KUBE_NAMESPACE.match(str(namespace)):
+            raise Refused(f"not a Kubernetes namespace: {str(namespace)[:60]!r}")
+        return str(namespace or source.namespace)
+
+    def _delete_pod_plan(self, step: Step, source: Any, params: Mapping[str, Any],
+                         given: Mapping[str, str]) -> _Plan:
+        name = _kube_name(params.get("pod"), "pod")
+        namespace = self._namespace(source, params)
+
+        async def delete() -> StepResult:
+            return await _api_call(lambda: source.delete_pod(name, namespace),
+                                   f"deleted pod/{name} in {namespace}: its controller replaces it")
+        return _Plan("action", f"delete pod/{name} in {namespace}", f"pod/{name}",
+                     self._confirmation(step, name, params, given, source), None, delete)
+
+    def _undo_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
+        source = self._need_source(step, WorkloadUndoing)
+        name = _kube_name(params.get("deployment"), "deployment")
+        namespace = self._namespace(source, params)
+        revision = None if params.get("to_revision") is None else _whole(params["to_revision"], "to_revision",
+                                                                         minimum=1)
+        to = f"revision {revision}" if revision is not None else "the previous revision"
+        where = f"deployment/{name} in {namespace}"
+
+        async def undo() -> StepResult:
+            return await _api_call(lambda: source.undo("deployment", name, revision, namespace),
+                                   f"rolled {where} back to {to}")
+        return _Plan("action", f"rollout undo {where} to {to}", f"deployment/{name}",
+                     self._confirmation(step, name, params, given, source), None, undo)
 
     def _need_source(self, step: Step, capability: type[Capability]) -> Capability:
         """The source an action runs against, refused unless it can do what the action needs."""

@@ -49,15 +49,17 @@ class ErrorRatesPane(LivePane):
         worst = max(snaps, key=lambda s: s.metrics.get("error_ratio") or 0)
         return plain(f"highest 5xx: {worst.name} {percent(worst.metrics.get('error_ratio'))}")
 
-    def rows(self) -> list[Row]:
-        rows: list[Row] = []
+    def snapshot_rows(self, snap: Snapshot) -> list[Row]:
+        m = snap.metrics
         colour = self.colours
-        for snap in self.ordered():
-            m = snap.metrics
-            notes = snap.error or "; ".join(snap.details.get("notes", ()))
-            rows.append((snap.name, (
-                state_cell(snap.state, colour), plain(snap.name), plain(percent(m.get("error_ratio"))),
-                plain(sparkline(self.history.get(snap.name, ())), colour.style("state-critical")),
-                plain(number(m.get("request_rate"))), plain(duration(m.get("p95_latency_s"))),
-                plain(notes, "dim"))))
-        return rows
+        notes = snap.error or "; ".join(snap.details.get("notes", ()))
+        return [("service", (
+            state_cell(snap.state, colour), plain(snap.name), plain(percent(m.get("error_ratio"))),
+            plain(sparkline(self.history.get(snap.name, ())), colour.style("state-critical")),
+            plain(number(m.get("request_rate"))), plain(duration(m.get("p95_latency_s"))),
+            plain(notes, "dim")))]
+
+    def unreachable_rows(self, snap: Snapshot) -> list[Row]:
+        return [(f"{snap.kind}:{snap.name}:service", (
+            state_cell(snap.state, self.colours), plain(snap.name), plain("–"), plain(""), plain("–"),
+            plain("–"), plain(snap.error or "", "dim")))]

@@ -10,6 +10,7 @@ from console.readings import role_warning
 from console.text import inert, plain
 from console.widgets.pane import LivePane
 from console.widgets.table import Row
+from console.vocabulary import Snapshot
 
 
 class PostgresPane(LivePane):
@@ -47,23 +48,22 @@ class PostgresPane(LivePane):
                 text.append(f"\n  ⚠ {inert(warning, 200)}", colour.style("state-warning", bold=True))
         return text
 
-    def rows(self) -> list[Row]:
+    ROW_KEYS = (("C", "Cancel query"), ("K", "Terminate session"))
+
+    def snapshot_rows(self, snap: Snapshot) -> list[Row]:
         rows: list[Row] = []
         blocked, idle = self.colours.style("state-critical"), self.colours.style("state-warning")
-        for snap in self.ordered():
-            if not snap.reachable:
-                continue
-            for s in snap.details.get("sessions", ()):
-                blocked_by = ",".join(str(p) for p in s.get("blocked_by", ()))
-                state = s.get("state") or ""
-                style = blocked if blocked_by else (idle if state.startswith("idle in") else "")
-                seconds = s.get("xact_s") if state.startswith("idle in") else s.get("query_s")
-                pid = str(s.get("pid", ""))
-                if len(self.snapshots) > 1:
-                    pid = f"{snap.name}:{pid}"
-                rows.append((f"{snap.name}:{s.get('pid')}", (
-                    plain(pid), plain(self.SHORT_STATE.get(state, state), style), plain(duration(seconds)),
-                    plain(blocked_by, blocked), plain(s.get("query") or "", limit=300),
-                    plain(s.get("database") or ""), plain(s.get("user") or ""),
-                    plain(s.get("application") or ""))))
+        for s in snap.details.get("sessions", ()):
+            blocked_by = ",".join(str(p) for p in s.get("blocked_by", ()))
+            state = s.get("state") or ""
+            style = blocked if blocked_by else (idle if state.startswith("idle in") else "")
+            seconds = s.get("xact_s") if state.startswith("idle in") else s.get("query_s")
+            pid = str(s.get("pid", ""))
+            if len(self.snapshots) > 1:
+                pid = f"{snap.name}:{pid}"
+            rows.append((f"session/{s.get('pid')}", (
+                plain(pid), plain(self.SHORT_STATE.get(state, state), style), plain(duration(seconds)),
+                plain(blocked_by, blocked), plain(s.get("query") or "", limit=300),
+                plain(s.get("database") or ""), plain(s.get("user") or ""),
+                plain(s.get("application") or ""))))
         return rows

@@ -29,25 +29,28 @@ class ServicesPane(LivePane):
                             f"{m.get('crashlooping_pods', 0)} crashlooping")
         return plain(text.plain)
 
-    def rows(self) -> list[Row]:
-        rows: list[Row] = [self._check_row(s) for s in self.ordered("http")]
-        for ns in self.ordered("kubernetes"):
-            rows += self._namespace_rows(ns)
-        return rows
+    def snapshot_rows(self, snap: Snapshot) -> list[Row]:
+        if snap.kind == "http":
+            return [self._check_row(snap)]
+        return self._namespace_rows(snap)
+
+    def unreachable_rows(self, snap: Snapshot) -> list[Row]:
+        row_key, cells = self._check_row(snap) if snap.kind == "http" else self._namespace_rows(snap)[0]
+        return [(f"{snap.kind}:{snap.name}:{row_key}", cells)]
 
     def _check_row(self, snap: Snapshot) -> Row:
         m = snap.metrics
         code = m.get("status_code")
         colour = self.colours
         reading = f"{code if code is not None else '—'} · {millis(m.get('latency_ms'))}"
-        return (f"http:{snap.name}", (state_cell(snap.state, colour), plain(snap.name), plain(reading),
+        return ("check", (state_cell(snap.state, colour), plain(snap.name), plain(reading),
                                       plain(snap.error or "", colour.style("state-critical"))))
 
     def _namespace_rows(self, ns: Snapshot) -> list[Row]:
         colour = self.colours
         error = colour.style("state-critical")
         if not ns.reachable:
-            return [(f"k8s:{ns.name}", (state_cell(ns.state, colour), plain(f"ns/{ns.name}"), plain("—"),
+            return [("namespace", (state_cell(ns.state, colour), plain(f"ns/{ns.name}"), plain("—"),
                                         plain(ns.error or "", error)))]
         rows: list[Row] = []
         for w in ns.details.get("workloads", ()):
@@ -60,11 +63,11 @@ class ServicesPane(LivePane):
                 state = State.WARNING
             reading = f"{ready}/{desired} ready · {w.get('restarts', 0)}↻"
             kind = {"Deployment": "deploy", "StatefulSet": "sts"}.get(w.get("kind"), str(w.get("kind")))
-            rows.append((f"k8s:{ns.name}:{w.get('kind')}/{w.get('name')}",
+            rows.append((f"{str(w.get('kind')).lower()}/{w.get('name')}",
                          (state_cell(state, colour), plain(f"{kind}/{w.get('name')}"), plain(reading),
                           plain(", ".join(problems), error))))
         for i, e in enumerate(ns.details.get("events", ())[:EVENTS_SHOWN]):
-            rows.append((f"k8s:{ns.name}:event:{i}",
+            rows.append((f"event/{i}",
                          (plain("⚠ event", colour.style("state-warning")), plain(e.get("object", "")),
                           plain(f"{e.get('reason', '')} {duration(e.get('age_s'))} ago"),
                           plain(e.get("message", "")))))
