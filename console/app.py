@@ -34,6 +34,8 @@ from console.text import inert
 from console.vocabulary import Snapshot
 
 Fault = tuple[str, Callable[[], object]]
+# What `+`/`-` step through (seconds between polls).
+REFRESH_STEPS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 # A second q within this many seconds quits even with entries saved nowhere.
 FORCE_QUIT_SECONDS = 5.0
 
@@ -89,6 +91,7 @@ class IncidentConsole(App):
         self.quit_done = False  # journal and connections closed: only the terminal is left
         self._force_quit_until = 0.0
         self._wake = asyncio.Event()
+        self.refresh_s = float(config.refresh)  # `+`/`-` change it while the console runs
         self._theme_name = theme_name
         self._register_themes()
         if config.keymap:
@@ -169,7 +172,7 @@ class IncidentConsole(App):
             self.post_message(SnapshotArrived(snapshot))
             wake = self._wake
             try:
-                await asyncio.wait_for(wake.wait(), self.config.refresh)
+                await asyncio.wait_for(wake.wait(), self.refresh_s)
             except asyncio.TimeoutError:
                 pass
 
@@ -246,6 +249,15 @@ class IncidentConsole(App):
     def action_refresh_now(self) -> None:
         wake, self._wake = self._wake, asyncio.Event()
         wake.set()
+
+    def action_refresh_interval(self, step: int) -> None:
+        """`+`/`-`: poll faster or slower, through the steps pg_activity users know."""
+        slower = [s for s in REFRESH_STEPS if s > self.refresh_s]
+        faster = [s for s in REFRESH_STEPS if s < self.refresh_s]
+        chosen = (slower[0] if slower else REFRESH_STEPS[-1]) if step > 0 else (faster[-1] if faster else REFRESH_STEPS[0])
+        self.refresh_s = chosen
+        self.action_refresh_now()  # the new interval counts from now
+        self.notify(f"refresh every {chosen:g} s", timeout=3)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

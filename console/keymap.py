@@ -20,6 +20,10 @@ BINDING_IDS = (
     "timeline.correct", "timeline.strike", "timeline.pin", "timeline.leave",
     "help.close", "picker.cancel", "confirm.cancel", "prompt.cancel", "update.cancel", "update.send",
     "update.channel",
+    "refresh.slower", "refresh.faster", "pane.pause", "pane.sort_left", "pane.sort_right", "pane.sort_invert",
+    "detail.back", "detail.reload",
+    # A pane's keys on the row under the cursor (console/widgets/*.py ROW_KEYS).
+    "row.postgres.C", "row.postgres.K",
 )
 
 MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")

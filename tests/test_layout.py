@@ -191,7 +191,9 @@ async def test_a_key_rebound_in_the_config_works_and_shows_in_help():
 
 def test_every_binding_has_an_id_the_keymap_knows():
     from console.screens import confirm, picker, prompt, update
+    from console.screens.detail import DetailScreen
     from console.screens.help import HelpScreen
+    from console.widgets.pane import LivePane
     from console.widgets.playbook import PlaybookPane
     from console.widgets.timeline import TimelinePane
 
@@ -199,8 +201,9 @@ def test_every_binding_has_an_id_the_keymap_knows():
     from console.screens.main import MainScreen
 
     for owner in (IncidentConsole, MainScreen, PlaybookPane, TimelinePane, HelpScreen, confirm.ConfirmTyped,
-                  picker.PlaybookPicker, prompt.Prompt, update.UpdateComposer):
-        for binding in owner.BINDINGS:
+                  picker.PlaybookPicker, prompt.Prompt, update.UpdateComposer, DetailScreen, LivePane,
+                  *LivePane.__subclasses__()):
+        for binding in owner.__dict__.get("BINDINGS", ()):
             assert binding.id, f"{owner.__name__}: {binding.key} has no id"
             ids.append(binding.id)
     assert sorted(ids) == sorted(set(ids)), "duplicate binding ids"

@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Tab, Tabs
 
 from console.readings import STATE_MARK
+from console.screens.drilling import RowKeys
 from console.screens.incident_keys import INCIDENT_BINDINGS, IncidentKeys
 from console.text import inert
 from console.vocabulary import Snapshot, State
@@ -47,7 +48,7 @@ def tab_label(pane_id: str, mark: str = "") -> str:
     return f"{PANES.index(pane_id) + 1} {NAMES[pane_id]}{' ' + mark if mark else ''}"
 
 
-class MainScreen(IncidentKeys, Screen):
+class MainScreen(RowKeys, IncidentKeys, Screen):
     BINDINGS = [
         # First, so the footer shows them even at 80 columns.
         Binding("q", "app.quit", "Quit", id="quit"),
@@ -55,6 +56,8 @@ class MainScreen(IncidentKeys, Screen):
         Binding("question_mark", "help", "Help", id="help"),
         Binding("z", "zoom", "Zoom", id="zoom"),
         Binding("slash", "filter", "Filter", id="filter"),
+        Binding("plus", "app.refresh_interval(1)", "Slower refresh", show=False, id="refresh.slower"),
+        Binding("minus", "app.refresh_interval(-1)", "Faster refresh", show=False, id="refresh.faster"),
         Binding("right_square_bracket", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
         Binding("left_square_bracket", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
         *(Binding(str(n), f"focus_pane('{pane_id}')", NAMES[pane_id], show=False, id=f"pane.{pane_id}")

@@ -75,7 +75,7 @@ class LivePane(Vertical):
     def __init_subclass__(cls, **kwargs) -> None:
         if "ROW_KEYS" in cls.__dict__:
             cls.BINDINGS = [*cls.__dict__.get("BINDINGS", ()), *(
-                Binding(key, f"row_key({key!r})", description, show=False, id=f"{cls.KINDS[0]}.{key}")
+                Binding(key, f"row_key({key!r})", description, show=False, id=f"row.{cls.__name__.removesuffix('Pane').lower()}.{key}")
                 for key, description in cls.ROW_KEYS)]
         super().__init_subclass__(**kwargs)
 
