@@ -91,7 +91,7 @@ class IncidentConsole(App):
         self.quit_done = False  # journal and connections closed: only the terminal is left
         self._force_quit_until = 0.0
         self._wake = asyncio.Event()
-        self.refresh_s = float(config.refresh)  # `+`/`-` change it while the console runs
+        self._refresh_chosen: float | None = None  # `+`/`-` change the interval while the console runs
         self._theme_name = theme_name
         self._register_themes()
         if config.keymap:
@@ -249,6 +249,14 @@ class IncidentConsole(App):
     def action_refresh_now(self) -> None:
         wake, self._wake = self._wake, asyncio.Event()
         wake.set()
+
+    @property
+    def refresh_s(self) -> float:
+        return self._refresh_chosen if self._refresh_chosen is not None else float(self.config.refresh)
+
+    @refresh_s.setter
+    def refresh_s(self, seconds: float) -> None:
+        self._refresh_chosen = seconds
 
     def action_refresh_interval(self, step: int) -> None:
         """`+`/`-`: poll faster or slower, through the steps pg_activity users know."""

@@ -7,6 +7,7 @@ environment so that secrets stay out of the file.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -76,6 +77,21 @@ class ServiceTarget:
     headers: tuple[tuple[str, str], ...] = ()
     verify: bool = True  # false: accept any certificate (a self-signed one on a staging host)
     ca_file: str | None = None  # PEM bundle of the CA(s) to trust instead of the system's
+    # Blast radius: the PostgreSQL sessions that belong to this service, by
+    # application_name (default: the service's name) and client address or network.
+    application_names: tuple[str, ...] = ()
+    client_networks: tuple[str, ...] = ()
+
+    def owns(self, application: str | None, client: str | None) -> bool:
+        """Is a session with this application_name and client address (ip:port or 'local') this service's?"""
+        if application and application in (self.application_names or (self.name,)):
+            return True
+        host = (client or "").rsplit(":", 1)[0].strip("[]")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(n, strict=False) for n in self.client_networks)
 
 
 @dataclass(frozen=True)
@@ -395,7 +411,7 @@ class _Reader:
 
     def service(self, keys: tuple) -> ServiceTarget | None:
         self.known_keys(keys, {"name", "url", "timeout", "expect_status", "metrics", "job", "headers",
-                               "verify", "ca_file"})
+                               "verify", "ca_file", "application_names", "client_networks"})
         url = self.url(keys + ("url",), ("http", "https"))
         expect = self.get(keys + ("expect_status",), (int, list), 200)
         codes = tuple(expect) if isinstance(expect, list) else (expect,)
@@ -413,7 +429,25 @@ class _Reader:
             headers=tuple((str(k), self.expand(keys + ("headers", k), str(v))) for k, v in headers.items()),
             verify=self.get(keys + ("verify",), bool, True),
             ca_file=self.ca_file(keys + ("ca_file",)),
+            application_names=self.strings(keys + ("application_names",)),
+            client_networks=self.networks(keys + ("client_networks",)),
         )
+
+    def strings(self, keys: tuple) -> tuple[str, ...]:
+        values = self.get(keys, list, [])
+        if not all(isinstance(v, str) and v for v in values):
+            self.fail(keys, f"'{_dotted(keys)}' must be a list of non-empty strings")
+            return ()
+        return tuple(values)
+
+    def networks(self, keys: tuple) -> tuple[str, ...]:
+        out = []
+        for i, value in enumerate(self.strings(keys)):
+            try:
+                out.append(str(ipaddress.ip_network(value, strict=False)))
+            except ValueError:
+                self.fail(keys + (i,), f"'{_dotted(keys)}': {value[:60]!r} is not an IP address or network")
+        return tuple(out)
 
     def ca_file(self, keys: tuple) -> str | None:
         value = self.get(keys, str, None)

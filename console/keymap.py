@@ -23,7 +23,8 @@ BINDING_IDS = (
     "refresh.slower", "refresh.faster", "pane.pause", "pane.sort_left", "pane.sort_right", "pane.sort_invert",
     "detail.back", "detail.reload",
     # A pane's keys on the row under the cursor (console/widgets/*.py ROW_KEYS).
-    "row.postgres.C", "row.postgres.K",
+    "postgres.idle", "postgres.groups", "postgres.locks",
+    "row.postgres.C", "row.postgres.K", "row.services.l", "row.services.d", "row.services.R", "row.services.U",
 )
 
 MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")

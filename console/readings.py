@@ -72,7 +72,8 @@ def summary(snap: Snapshot) -> str:
         return snap.error or "unreachable"
     m = snap.metrics
     if snap.kind == "postgres":
-        return (f"{m.get('connections_total')}/{m.get('max_connections')} conns "
+        usable = m.get("usable_connections", m.get("max_connections"))
+        return (f"{m.get('connections_total')}/{usable} usable conns "
                 f"({percent(m.get('connections_ratio'))}), idle in tx {m.get('idle_in_transaction')}, "
                 f"blocked {m.get('blocked_sessions')}, longest tx {duration(m.get('longest_transaction_s'))}")
     if snap.kind == "redis":

@@ -11,7 +11,8 @@ import pytest
 from scripted import ScriptedSource
 
 from console import capabilities
-from console.capabilities import (CAPABILITIES, BackendSignalling, CacheFlushing, HttpProbing, KubectlTargeting,
+from console.capabilities import (CAPABILITIES, BackendSignalling, CacheFlushing, ClientKilling, Drilling,
+                                  PodDeleting, WorkloadUndoing, HttpProbing, KubectlTargeting,
                                   KubernetesReading, PromQuerying, RedisProbing, Source, SqlProbing,
                                   WorkloadRestarting, WorkloadScaling, capabilities_of)
 from console.config import KubernetesTarget, PostgresTarget, PrometheusTarget, RedisTarget, ServiceTarget, parse
@@ -31,7 +32,10 @@ PROBES_NEED = {"sql": SqlProbing, "redis": RedisProbing, "http": HttpProbing, "p
                "kubernetes": KubernetesReading}
 ACTIONS_NEED = {"terminate_backend": BackendSignalling, "cancel_backend": BackendSignalling,
                 "flush_db": CacheFlushing, "scale": WorkloadScaling, "rollout_restart": WorkloadRestarting,
-                "rollout_undo": KubectlTargeting}
+                "rollout_undo": KubectlTargeting, "delete_pod": PodDeleting, "client_kill": ClientKilling}
+# Not needed by any step, had by sources for the panes: opening rows, and rolling
+# back through the API (a rollout_undo step runs kubectl without it).
+PANE_CAPABILITIES = {Drilling, WorkloadUndoing}
 
 SERVICE = ServiceTarget("api", "http://127.0.0.1:9/health", metrics="http://127.0.0.1:9/metrics")
 # One of each real source, built without touching the network.
@@ -60,7 +64,7 @@ def _members(protocol: type) -> set[str]:
 def test_every_probe_kind_and_source_action_has_a_needed_capability():
     assert set(PROBES_NEED) == set(PROBE_KINDS)
     assert set(ACTIONS_NEED) == {name for name, spec in ACTIONS.items() if spec.target is not None}
-    assert set(CAPABILITIES) == {*PROBES_NEED.values(), *ACTIONS_NEED.values()}
+    assert set(CAPABILITIES) == {*PROBES_NEED.values(), *ACTIONS_NEED.values(), *PANE_CAPABILITIES}
 
 
 @pytest.mark.parametrize("step_kind,needs", [*(("probe " + k, c) for k, c in PROBES_NEED.items()),
@@ -75,7 +79,7 @@ def test_the_source_a_step_runs_against_declares_what_the_step_needs(step_kind, 
 
 def test_the_postgres_source_probes_sql_and_signals_backends():
     source = REAL["postgres"]()
-    assert capabilities_of(source) == [SqlProbing, BackendSignalling]
+    assert capabilities_of(source) == [SqlProbing, BackendSignalling, Drilling]
     assert not isinstance(source, RedisProbing) and not isinstance(source, CacheFlushing)
 
 
@@ -115,7 +119,7 @@ def test_capabilities_is_a_ground_floor():
     tree = ast.parse(Path(inspect.getfile(capabilities)).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
-    type_only = {"datetime"}  # under TYPE_CHECKING
+    type_only = {"datetime", "console.drill"}  # under TYPE_CHECKING
     assert imported - type_only <= {"__future__", "typing", "console.vocabulary"}
 
 

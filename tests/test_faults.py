@@ -92,9 +92,9 @@ redis:
                 holder_pid, waiter_pid = holder.info.backend_pid, waiter.info.backend_pid
                 await wait(pilot, lambda: latest(pg).metrics["blocked_sessions"] == 1, what="blocked session")
                 await pilot.pause(0.1)
-                row = pg.table.get_row(f"primary:{waiter_pid}")
+                row = pg.table.get_row(f"postgres:primary:session/{waiter_pid}")
                 assert row[3].plain == str(holder_pid)  # the Blocker column names the holder
-                assert pg.table.get_row(f"primary:{holder_pid}")[1].plain == "idle in tx"
+                assert pg.table.get_row(f"postgres:primary:session/{holder_pid}")[1].plain == "idle in tx"
                 assert "blocked 1" in str(pg.query_one(".summary").render())
                 assert f"{waiter_pid}" in screen_text(app)
                 holder.rollback()
@@ -110,7 +110,7 @@ redis:
                         opened.append(psycopg.connect(server.dsn(application_name="filler")))
                 await wait(pilot, lambda: latest(pg).metrics["connections_total"] == 7, what="full server read")
                 assert latest(pg).state is not State.UNREACHABLE
-                assert "7/8 conns" in str(pg.query_one(".summary").render())
+                assert "7/5 usable conns" in str(pg.query_one(".summary").render())
                 path = tmp_path / "pg.yaml"
                 path.write_text(cfg_text)
                 path.chmod(0o600)
@@ -253,7 +253,7 @@ services:{services}
             for name in HTTP_FAULTS:
                 snap = latest(svc, name)
                 assert snap.state in (State.UNREACHABLE, State.CRITICAL), (name, snap)
-                note = svc.table.get_row(f"http:{name}")[3].plain
+                note = svc.table.get_row(f"http:{name}:check")[3].plain
                 assert note and note == snap.error[: len(note)], (name, note)
             assert latest(svc, "ok").state is State.OK
             assert "timed out" in latest(svc, "hang").error
@@ -261,8 +261,8 @@ services:{services}
             assert latest(svc, "huge").metrics["status_code"] == 503  # read in part, not all 50 MB
             for name in ("hang", "huge"):  # an error answer and a malformed exposition
                 assert latest(err, name).state is State.UNREACHABLE
-                assert err.table.get_row(name)[6].plain == latest(err, name).error[: 60].rstrip() \
-                    or err.table.get_row(name)[6].plain.startswith(latest(err, name).error[:20])
+                assert err.table.get_row(f"errors:{name}:service")[6].plain == latest(err, name).error[: 60].rstrip() \
+                    or err.table.get_row(f"errors:{name}:service")[6].plain.startswith(latest(err, name).error[:20])
             for name in ("reset", "garbage", "loop"):  # NaN, +Inf, empty: numbers unknown, no crash
                 assert latest(err, name).metrics.get("error_ratio") is None
             json.dumps([s.to_json() for s in err.snapshots.values()], allow_nan=False)
@@ -281,7 +281,7 @@ services:{services}
                        what="health checks healed")
             await wait(pilot, lambda: all(s.reachable for s in err.snapshots.values()), timeout=10,
                        what="scrapes healed")
-            assert svc.table.get_row("http:hang")[3].plain == ""
+            assert svc.table.get_row("http:hang:check")[3].plain == ""
             await pilot.press("q")
 
 
@@ -313,7 +313,10 @@ kubernetes:
                 await wait(pilot, lambda: latest(svc).state is State.UNREACHABLE, timeout=10,
                            what=f"k8s {fault} noticed")
                 assert says in latest(svc).error
-                assert svc.table.get_row("k8s:app")[3].plain.startswith(latest(svc).error[:30])
+                # The workloads last read stay, dimmed; each row's note says why they are old.
+                kept = svc.table.get_row("kubernetes:app:deployment/worker")
+                assert kept[3].plain.startswith(latest(svc).error[:30])
+                assert "deploy/worker" in kept[1].plain and "dim" in str(kept[1].spans)
                 await keeps_going(pilot, app, rds, "4")
                 fake.set_fault(None)
                 await wait(pilot, lambda: latest(svc).state is not State.UNREACHABLE, timeout=15,

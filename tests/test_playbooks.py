@@ -181,7 +181,7 @@ def test_every_problem_is_reported_with_its_line(tmp_path):
         "p.yaml:48: scale needs param 'replicas'",
         "p.yaml:49: missing required key 'id'",
         "p.yaml:54: unknown action 'drop_table' (one of terminate_backend, cancel_backend, flush_db, "
-        "rollout_undo, rollout_restart, scale, shell)",
+        "rollout_undo, rollout_restart, scale, delete_pod, client_kill, shell)",
         "p.yaml:59: probe refused: Kubernetes probes read one of pods, deployments, statefulsets, replicasets, "
         "daemonsets, jobs, events, nodes, services, ingresses, endpoints, not 'secrets'",
         "p.yaml:65: confirm uses {deploymnet}, which is not a param",

@@ -552,9 +552,29 @@ async def test_a_missing_deployment_is_a_clear_failure(workloads):
     assert not result.ok and result.error.startswith("HTTP 404")
 
 
+class KubectlOnly:
+    """A Kubernetes source that can point kubectl at its cluster but cannot
+    roll back through the API: rollout undo falls back to kubectl."""
+
+    kind = "kubernetes"
+
+    def __init__(self, watch) -> None:
+        self.name, self.namespace, self.timeout, self._watch = watch.name, watch.namespace, watch.timeout, watch
+
+    def kubectl_args(self, namespace=None):
+        return self._watch.kubectl_args(namespace)
+
+
+async def test_rollout_undo_goes_through_the_api_when_the_source_can(workloads, fake):
+    runner = runner_for(workloads)
+    result = await runner.run(BOOK, action("rollout_undo", {"deployment": "api"}), {}, "api")
+    assert result.ok and "rolled deployment/api in app back to the previous revision" in result.output
+    assert any(r.method == "PATCH" and r.path.endswith("/deployments/api") for r in fake.requests)
+
+
 async def test_rollout_undo_runs_kubectl_with_an_argv(workloads, kube_target, stub_kubectl):
     environment = {"PATH": f"{stub_kubectl}:/usr/bin:/bin"}
-    runner = runner_for(workloads, environment=environment)
+    runner = runner_for(KubectlOnly(workloads), environment=environment)
     step = action("rollout_undo", {"deployment": "api", "to_revision": "{revision}"})
 
     rendered = runner.render_command(step, {"revision": "2"})
@@ -569,7 +589,7 @@ async def test_rollout_undo_runs_kubectl_with_an_argv(workloads, kube_target, st
 
 async def test_rollout_undo_without_kubectl_says_so(workloads, tmp_path):
     journal = Journal()
-    runner = runner_for(workloads, journal=journal, environment={"PATH": str(tmp_path)})
+    runner = runner_for(KubectlOnly(workloads), journal=journal, environment={"PATH": str(tmp_path)})
 
     result = await runner.run(BOOK, action("rollout_undo", {"deployment": "api"}), {}, "api")
 
@@ -585,6 +605,8 @@ class World:
 
     def __init__(self, pg, database, rds, redis_client, fake, stub_kubectl, tmp_path, pid):
         self.marker = tmp_path / "ran"
+        self.redis_id = redis_client.client_id()  # a killed client reconnects with a new id
+        redis_address = redis_client.client_info()["addr"]
         self.dsn = pg.dsn(database)
         self.redis_client = redis_client
         self.fake = fake
@@ -598,13 +620,16 @@ class World:
             "rollout_undo": (action("rollout_undo", {"deployment": "api"}), {}),
             "rollout_restart": (action("rollout_restart", {"deployment": "api"}), {}),
             "scale": (action("scale", {"deployment": "api", "replicas": 0}), {}),
+            "delete_pod": (action("delete_pod", {"pod": "api-7d9f8b6c5d-4xkzp"}), {}),
+            "client_kill": (action("client_kill", {"address": "{address}"}), {"address": redis_address}),
             "shell": (Step("act", "touch", "action", action="shell", command=touch), {"name": "ran"}),
             "command": (command(touch), {"name": "ran"}),
         }
 
     async def untouched(self) -> bool:
         return (await backend_alive(self.dsn, self.pid) and self.redis_client.get("keep") == b"1"
-                and not any(r.method == "PATCH" for r in self.fake.requests)
+                and self.redis_client.client_id() == self.redis_id
+                and not any(r.method in ("PATCH", "DELETE") for r in self.fake.requests)
                 and not (self.stub / "argv").exists() and not self.marker.exists())
 
 
@@ -620,7 +645,7 @@ async def world(pg, database, primary, cache, rds, redis_client, fake, workloads
 
 def test_every_mutating_path_is_covered_here():
     assert set(mutating_paths()) == {"terminate_backend", "cancel_backend", "flush_db", "rollout_undo",
-                                     "rollout_restart", "scale", "shell", "command"}
+                                     "rollout_restart", "scale", "delete_pod", "client_kill", "shell", "command"}
 
 
 @pytest.mark.parametrize("path", mutating_paths())

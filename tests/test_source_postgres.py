@@ -24,9 +24,12 @@ METRIC_KEYS = {
     "idle_in_transaction", "longest_query_s", "longest_transaction_s",
     "longest_idle_in_transaction_s", "blocked_sessions", "server_version",
     "role", "role_superuser", "role_can_signal_backends",
+    # Issue 12: connections are counted against the slots a client can use.
+    "reserved_connections", "usable_connections",
 }
 SESSION_KEYS = {"pid", "database", "user", "application", "client", "state", "wait_event",
-                "query_s", "xact_s", "query", "blocked_by"}
+                "query_s", "xact_s", "query", "blocked_by",
+                "state_s"}  # issue 12: idle sessions are listed, with how long they have been idle
 
 
 @pytest.fixture
@@ -78,7 +81,7 @@ async def test_reads_a_live_server(pg_server, sources):
     assert snap.metrics["server_version"][:2].isdigit()
     assert snap.metrics["longest_query_s"] == 0.0 and isinstance(snap.metrics["longest_query_s"], float)
     assert snap.latency_ms is not None and 0 < snap.latency_ms < 3000
-    assert set(snap.details) == {"sessions", "databases"}
+    assert set(snap.details) == {"sessions", "databases", "groups"}  # groups: issue 12
     json.dumps(snap.to_json())
 
 
@@ -104,14 +107,16 @@ async def test_counts_follow_real_connections(pg_server, sources, sessions):
     assert grew("idle in transaction") == 1
     assert grew("idle in transaction (aborted)") == 1
     assert after.metrics["idle_in_transaction"] - before.metrics["idle_in_transaction"] == 2
-    assert after.metrics["connections_ratio"] == round(after.metrics["connections_total"] / 40, 4)
+    # Against the 37 slots a client can use (40 less 3 reserved for superusers), since issue 12.
+    assert after.metrics["connections_ratio"] == round(after.metrics["connections_total"] / 37, 4)
     assert after.metrics["longest_idle_in_transaction_s"] > 0
     assert after.metrics["longest_transaction_s"] >= after.metrics["longest_idle_in_transaction_s"]
     rows = {d["database"]: dict(d) for d in after.details["databases"]}
     assert rows[db] == {"database": db, "total": 7, "active": 0, "idle": 5, "idle_in_transaction": 2}
-    # Idle sessions are not notable; idle-in-transaction ones are.
-    listed = {s["pid"] for s in after.details["sessions"] if s["database"] == db}
-    assert listed == {waiting.pgconn.backend_pid, aborted.pgconn.backend_pid}
+    # Every session is listed since issue 12 (the pane hides idle ones), what matters first.
+    listed = [s["pid"] for s in after.details["sessions"] if s["database"] == db]
+    assert len(listed) == 7
+    assert set(listed[:2]) == {waiting.pgconn.backend_pid, aborted.pgconn.backend_pid}
 
 
 async def test_own_backend_is_excluded(pg_server, sources):
@@ -275,7 +280,10 @@ async def test_full_server_is_still_watched_and_refuses_newcomers(sources, sessi
         snap = await bounded_poll(watcher)
         assert snap.state is State.OK, snap.error
         assert snap.metrics["connections_total"] == 7  # every slot but the watcher's own
-        assert snap.metrics["connections_ratio"] == round(7 / 8, 4)
+        # Against the 5 slots left to clients (8 less 3 reserved, issue 12): superusers
+        # are 2 into the reserve, so the ratio passes 1.
+        assert snap.metrics["usable_connections"] == 5
+        assert snap.metrics["connections_ratio"] == round(7 / 5, 4)
 
         newcomer = sources(server.dsn(), timeout=2.0)
         started = time.monotonic()

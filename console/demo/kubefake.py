@@ -4,15 +4,20 @@ There is no API server on the machines that run the tests or the demo, so the
 real ``kubernetes`` client is pointed (through a kubeconfig written by
 :meth:`KubeFake.write_kubeconfig`) at this small threaded ``http.server``. It
 serves namespaced List objects, honouring ``limit`` and simple
-``fieldSelector`` equality, and can be switched into the faults an on-call
-engineer meets: 401, 403, 500, a slow server and a truncated body. It also
-takes PATCHes of one object or its ``scale`` subresource (what ``scale`` and
-``rollout restart`` send), merging them into the served object and recording
-them so that tests can check exactly what a console action asked for.
+``fieldSelector`` and ``labelSelector`` equality, and pods' logs (``tailLines``,
+``limitBytes``, ``previous``, ``container``, as text). It can be switched into
+the faults an on-call engineer meets: 401, 403, 500, a slow server and a
+truncated body. It also changes its state as the API would: PATCHes of one
+object or its ``scale`` subresource (merge and strategic merge, as ``scale``
+and ``rollout restart`` send, and JSON patch, as ``rollout undo`` sends) and
+DELETE of one object. Every request is recorded so that tests can check
+exactly what a console action asked for.
 
 Responses come from a directory of ``<resource>.json`` List files (the
 resource as in the URL: ``deployments``, ``pods``, ``events``) or from a dict
 of the same shape; items are served to the namespace in their metadata.
+``logs.json`` is not a resource: it holds the recorded output of containers
+(``items`` of namespace, pod, container, previous, lines).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 # The moment the responses in tests/k8s/ were recorded: tests freeze their
 # clock here; ``live=True`` moves every timestamp so that this moment is now.
@@ -39,6 +44,7 @@ TOKEN = "fake-token-for-tests"
 _ROUTE = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<resource>[^/]+)$")
 _OBJECT = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<resource>[^/]+)"
                      r"/(?P<name>[^/]+)(?:/(?P<sub>scale))?$")
+_LOG = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/log$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
@@ -50,13 +56,15 @@ class Request:
     query: Mapping[str, str]
     authorization: str | None
     method: str = "GET"
-    body: Any = None  # a PATCH's JSON body, parsed
+    body: Any = None  # a PATCH's (or DELETE's) JSON body, parsed
     content_type: str | None = None
 
 
 class KubeFake:
     def __init__(self, responses: str | Path | Mapping[str, Any], port: int = 0, live: bool = False) -> None:
         self.responses: dict[str, Any] = load_responses(responses)
+        # Containers' output is not a List the API serves: kept apart.
+        self.logs: list[dict[str, Any]] = list(self.responses.pop("logs", {}).get("items", []))
         self.port = port
         self.live = live
         self.requests: list[Request] = []
@@ -128,7 +136,8 @@ class KubeFake:
         if match is None or match["resource"] not in self.responses:
             return 404, _status(404, "NotFound", f"the server could not find the requested resource ({path})")
         listing = copy.deepcopy(self.responses[match["resource"]])
-        items = [i for i in listing.get("items", []) if _in_namespace(i, match["ns"]) and _selected(i, query)]
+        items = [i for i in listing.get("items", [])
+                 if _in_namespace(i, match["ns"]) and _selected(i, query) and _labelled(i, query)]
         limit = int(query.get("limit", "0") or 0)
         listing.setdefault("metadata", {})
         if 0 < limit < len(items):
@@ -140,16 +149,68 @@ class KubeFake:
             listing = _shift_times(listing, datetime.now(timezone.utc) - RECORDED_AT)
         return 200, listing
 
-    def patch(self, path: str, patch: Any) -> tuple[int, dict[str, Any]]:
-        """Merge ``patch`` into one served object (or set its scale); answer as the API does."""
+    def log(self, path: str, query: Mapping[str, str]) -> tuple[int, dict[str, Any] | bytes]:
+        """A container's recorded output, cut as the API cuts it: the last
+        ``tailLines`` lines, then the first ``limitBytes`` bytes of those."""
+        match = _LOG.match(path)
+        pod = self._object("pods", match["ns"], match["name"]) if match else None
+        if match is None or pod is None:
+            return 404, _status(404, "NotFound", f'pods "{match["name"] if match else path}" not found')
+        names = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or ()]
+        container = query.get("container") or (names[0] if len(names) == 1 else None)
+        if container is None:
+            return 400, _status(400, "BadRequest", f"a container name must be specified for pod {match['name']}, "
+                                                   f"choose one of: [{' '.join(names)}]")
+        if container not in names:
+            return 400, _status(400, "BadRequest", f"container {container} is not valid for pod {match['name']}")
+        if not (pod.get("spec") or {}).get("nodeName"):
+            return 400, _status(400, "BadRequest", f"pod {match['name']} does not have a host assigned")
+        previous = query.get("previous", "").lower() == "true"
+        status = next((c for c in (pod.get("status") or {}).get("containerStatuses") or ()
+                       if c.get("name") == container), {})
+        if not previous and "waiting" in (status.get("state") or {}):
+            # As the kubelet: a container waiting to restart has no output of
+            # its own; its last run's is what it shows.
+            if "terminated" not in (status.get("lastState") or {}):
+                reason = status["state"]["waiting"].get("reason", "")
+                return 400, _status(400, "BadRequest", f'container "{container}" in pod "{match["name"]}" '
+                                                       f"is waiting to start: {reason}")
+            previous = True
+        recorded = next((r for r in self.logs if (r.get("namespace"), r.get("pod"), r.get("container"),
+                                                   bool(r.get("previous"))) == (match["ns"], match["name"],
+                                                                               container, previous)), None)
+        if previous and recorded is None:
+            return 400, _status(400, "BadRequest",
+                                f'previous terminated container "{container}" in pod "{match["name"]}" not found')
+        lines = list((recorded or {}).get("lines", ()))
+        if query.get("tailLines"):
+            lines = lines[-int(query["tailLines"]):] if int(query["tailLines"]) > 0 else []
+        data = "".join(f"{line}\n" for line in lines).encode()
+        if query.get("limitBytes"):
+            data = data[: int(query["limitBytes"])]
+        return 200, data
+
+    def delete(self, path: str) -> tuple[int, dict[str, Any]]:
+        """Remove one served object; answer with it, as the API does for a pod."""
         match = _OBJECT.match(path)
-        found = None
-        if match is not None and isinstance(patch, dict):
-            listing = self.responses.get(match["resource"]) or {}
-            found = next((i for i in listing.get("items", []) if _in_namespace(i, match["ns"])
-                          and (i.get("metadata") or {}).get("name") == match["name"]), None)
+        found = self._object(match["resource"], match["ns"], match["name"]) if match and not match["sub"] else None
         if found is None:
             return 404, _status(404, "NotFound", f"the server could not find the requested resource ({path})")
+        self.responses[match["resource"]]["items"].remove(found)
+        gone = copy.deepcopy(found)
+        gone.setdefault("metadata", {})["deletionTimestamp"] = RECORDED_AT.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return 200, gone
+
+    def patch(self, path: str, patch: Any, content_type: str | None = None) -> tuple[int, dict[str, Any]]:
+        """Apply ``patch`` to one served object (or set its scale); answer as the API does."""
+        match = _OBJECT.match(path)
+        found = self._object(match["resource"], match["ns"], match["name"]) if match else None
+        if found is None or not isinstance(patch, (dict, list)):
+            return 404, _status(404, "NotFound", f"the server could not find the requested resource ({path})")
+        if (content_type or "").startswith("application/json-patch+json"):
+            return self._json_patch(found, patch)
+        if not isinstance(patch, dict):
+            return 400, _status(400, "BadRequest", "a merge patch must be a JSON object")
         if match["sub"] == "scale":
             replicas = (patch.get("spec") or {}).get("replicas")
             if replicas is not None:
@@ -157,6 +218,24 @@ class KubeFake:
             return 200, _scale(found)
         _merge(found, patch)
         return 200, copy.deepcopy(found)
+
+    def _json_patch(self, found: dict[str, Any], ops: Any) -> tuple[int, dict[str, Any]]:
+        """RFC 6902, all or nothing: a failed ``test`` (a changed resourceVersion) changes nothing."""
+        patched = copy.deepcopy(found)
+        try:
+            for op in ops:
+                _apply_op(patched, op)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            return 422, _status(422, "Invalid", f"the server rejected our request due to an error in our "
+                                                f"request: {exc}")
+        found.clear()
+        found.update(patched)
+        return 200, copy.deepcopy(found)
+
+    def _object(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        listing = self.responses.get(resource) or {}
+        return next((i for i in listing.get("items", []) if _in_namespace(i, namespace)
+                     and (i.get("metadata") or {}).get("name") == name), None)
 
     def faulted(self, path: str) -> tuple[int, dict[str, Any]] | None:
         fault = self._fault
@@ -183,33 +262,49 @@ def _handler(fake: KubeFake) -> type[BaseHTTPRequestHandler]:
             super().finish()
 
         def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            fake.requests.append(Request(parts.path, query, self.headers.get("Authorization")))
+            path, query = self._record("GET")
             if fake._fault == "slow" and fake._stopping.wait(fake._delay):
                 return
-            status, body = fake.faulted(parts.path) or fake.answer(parts.path, query)
-            data = json.dumps(body).encode()
+            if _LOG.match(path):
+                status, body = fake.faulted(path) or fake.log(path, query)
+            else:
+                status, body = fake.faulted(path) or fake.answer(path, query)
+            text = isinstance(body, bytes)
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
             if fake._fault == "truncated":
                 data = data[: len(data) // 2]  # a proxy cut the body; the length still matches
-            self._send(status, data)
+            self._send(status, data, "text/plain" if text else "application/json")
 
         def do_PATCH(self) -> None:
-            parts = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            try:
-                body: Any = json.loads(raw)
-            except ValueError:
-                body = raw.decode("utf-8", "replace")
-            fake.requests.append(Request(parts.path, query, self.headers.get("Authorization"), "PATCH", body,
-                                         self.headers.get("Content-Type")))
-            status, answer = fake.faulted(parts.path) or fake.patch(parts.path, body)
+            path, _ = self._record("PATCH")
+            body, content_type = fake.requests[-1].body, fake.requests[-1].content_type
+            status, answer = fake.faulted(path) or fake.patch(path, body, content_type)
             self._send(status, json.dumps(answer).encode())
 
-        def _send(self, status: int, data: bytes) -> None:
+        def do_DELETE(self) -> None:
+            path, _ = self._record("DELETE")
+            status, answer = fake.faulted(path) or fake.delete(path)
+            self._send(status, json.dumps(answer).encode())
+
+        def _record(self, method: str) -> tuple[str, dict[str, str]]:
+            """The request, recorded: its path decoded (a name as the API server reads it), its query."""
+            parts = urlsplit(self.path)
+            path = unquote(parts.path)
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body: Any = None
+            if raw:
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = raw.decode("utf-8", "replace")
+            fake.requests.append(Request(path, query, self.headers.get("Authorization"), method, body,
+                                         self.headers.get("Content-Type") if raw else None))
+            return path, query
+
+        def _send(self, status: int, data: bytes, content_type: str = "application/json") -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type if status == 200 else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             try:
@@ -244,6 +339,46 @@ def _selected(item: Mapping[str, Any], query: Mapping[str, str]) -> bool:
         if str(value) != want:
             return False
     return True
+
+
+def _labelled(item: Mapping[str, Any], query: Mapping[str, str]) -> bool:
+    """Equality label selectors (``app=api,tier!=db``), and a bare key for "has the label"."""
+    labels = (item.get("metadata") or {}).get("labels") or {}
+    for term in filter(None, query.get("labelSelector", "").split(",")):
+        if "!=" in term:
+            key, _, want = term.partition("!=")
+            if labels.get(key) == want:
+                return False
+        elif "=" in term:
+            key, _, want = term.replace("==", "=").partition("=")
+            if labels.get(key) != want:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _apply_op(target: Any, op: Mapping[str, Any]) -> None:
+    """One JSON patch operation (add, replace, remove, test) on a JSON pointer."""
+    keys = [k.replace("~1", "/").replace("~0", "~") for k in str(op["path"]).split("/")[1:]]
+    parent = target
+    for key in keys[:-1]:
+        parent = parent[int(key)] if isinstance(parent, list) else parent[key]
+    last = keys[-1]
+    if isinstance(parent, list):
+        raise ValueError(f"list paths are not imitated: {op['path']}")
+    kind = op["op"]
+    if kind == "test":
+        if parent.get(last) != op.get("value"):
+            raise ValueError(f"testing value {op['path']} failed")
+    elif kind in ("add", "replace"):
+        if kind == "replace" and last not in parent:
+            raise KeyError(f"replace of missing {op['path']}")
+        parent[last] = copy.deepcopy(op["value"])
+    elif kind == "remove":
+        del parent[last]
+    else:
+        raise ValueError(f"unsupported op {kind!r}")
 
 
 def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:

@@ -307,6 +307,12 @@ class IncidentSession:
             return StepPlan("refuse", "read-only: actions and commands are refused")
         return StepPlan("confirm")
 
+    def choices(self, name: str) -> list[tuple[str, str]]:
+        """Values for a step's ``{name}`` from what the panes show (see pickable.py)."""
+        from console.incident.pickable import choices
+
+        return choices(name, self.latest)
+
     # ---- drilling into rows, and acting from them -----------------------------
     def source_of(self, ref: RowRef):
         """The source a pane's row came from (None before the sources exist)."""
@@ -323,7 +329,12 @@ class IncidentSession:
             raise ProbeError(f"no {ref.kind} source named {ref.source!r} is running")
         if not isinstance(source, Drilling):
             raise ProbeError(cannot(source, Drilling))
-        return await source.drill(ref.row)
+        detail = await source.drill(ref.row)
+        if ref.kind == "postgres":
+            from console.incident.blast import with_blast_radius
+
+            detail = with_blast_radius(detail, self.config, self.latest)
+        return detail
 
     def change_step(self, ref: RowRef, change: Change):
         """A pane's change as the action step a playbook would hold: it runs

@@ -197,7 +197,9 @@ class IncidentKeys:
     async def _ask_values(self, runner, step) -> dict[str, str] | None:
         values: dict[str, str] = {}
         for name in runner.values_needed(step):
-            answer = await self.app.push_screen_wait(Prompt(f"{step.title}: value for {{{name}}}"))
+            answer = await self.app.push_screen_wait(Prompt(
+                f"{step.title}: which {name.replace('_', ' ')}?", choices=self.session.choices(name),
+                hint=f"fills {{{name}}} in the step"))
             if answer is None or not answer.strip():
                 return None
             values[name] = answer.strip()

@@ -1,4 +1,9 @@
-"""A one-line question answered by typing: notes, corrections, titles."""
+"""A one-line question answered by typing: notes, corrections, titles.
+
+Given ``choices`` (a step's ``{pid}``, offered from what the panes show), a
+list under the line offers them, narrowed by what is typed; Down moves into
+it and Enter picks one. Typing something else still answers.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from console.screens.modal import Modal
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
 
-from console.text import plain
+from console.text import inert, plain
+
+SHOWN_CHOICES = 50
 
 
 class Prompt(Modal[str | None]):
@@ -21,11 +29,14 @@ class Prompt(Modal[str | None]):
                         background: $surface; }
     Prompt Label { width: 100%; }
     Prompt .hint { color: $text-muted; }
+    Prompt OptionList { height: auto; max-height: 12; margin-top: 1; }
     """
 
-    def __init__(self, question: str, value: str = "", hint: str = "", placeholder: str = "") -> None:
+    def __init__(self, question: str, value: str = "", hint: str = "", placeholder: str = "",
+                 choices: list[tuple[str, str]] | None = None) -> None:
         super().__init__()
         self.question, self.value, self.hint, self.placeholder = question, value, hint, placeholder
+        self.choices = list(choices or ())
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -33,9 +44,41 @@ class Prompt(Modal[str | None]):
             yield Input(value=self.value, placeholder=self.placeholder, id="answer", select_on_focus=False)
             if self.hint:
                 yield Label(plain(self.hint), classes="hint")
+            if self.choices:
+                yield Label(plain("from the panes (Down to choose, Enter to pick):"), classes="hint")
+                yield OptionList(id="choices")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
+        self._offer(self.value)
+
+    def _offer(self, typed: str) -> None:
+        if not self.choices:
+            return
+        wanted = typed.strip().casefold()
+        shown = [(value, what) for value, what in self.choices
+                 if not wanted or wanted in value.casefold() or wanted in what.casefold()][:SHOWN_CHOICES]
+        options = self.query_one("#choices", OptionList)
+        options.clear_options()
+        # The value travels as the option's index into self.choices, never as markup.
+        index = {value: i for i, (value, _) in enumerate(self.choices)}
+        options.add_options([Option(plain(f"{inert(value, 60)}  {inert(what, 120)}", limit=200),
+                                    id=str(index[value])) for value, what in shown])
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._offer(event.value)
+
+    def on_key(self, event) -> None:
+        if event.key == "down" and self.focused is self.query_one(Input) and self.choices:
+            options = self.query_one("#choices", OptionList)
+            if options.option_count:
+                event.stop()
+                options.focus()
+                options.highlighted = 0
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(self.choices[int(event.option.id or 0)][0])
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

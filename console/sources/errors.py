@@ -21,9 +21,12 @@ from urllib.parse import urlencode
 
 import httpx
 
-from console.capabilities import HttpProbing, PrometheusEndpoint, PromQuerying, Source
+from console.capabilities import Drilling, HttpProbing, PrometheusEndpoint, PromQuerying, Source
 from console.config import PrometheusTarget, ServiceTarget, redact
+from console.drill import Detail, NoSuchRow, Section
+from console.sources import errors_detail
 from console.sources.base import Snapshot, State, one_line, utcnow
+from console.sources.errors_detail import STATUS_LABELS, RatioHistory
 from console.sources.http import FetchError, Fetched, HttpSource, fetch, poll_deadline
 
 KIND = "errors"
@@ -35,6 +38,16 @@ DEFAULT_QUERIES = {
     "p95_latency_s": 'histogram_quantile(0.95, sum by (le) '
                      '(rate(http_request_duration_seconds_bucket{job="{job}"}[1m])))',
 }
+# A detail's breakdown: the busiest route/code series and the busiest 5xx
+# ones (a failing route is rarely the busiest), at most 20. Grouping by
+# labels a service lacks costs nothing, so every usual name is listed.
+BREAKDOWN_WINDOW = "5m"
+_BY = "sum by (route, handler, path, endpoint, code, status)"
+BREAKDOWN_QUERY = (
+    f'topk(10, {_BY} (rate(http_requests_total{{job="{{job}}"}}[{BREAKDOWN_WINDOW}])))'
+    f' or topk(10, {_BY} (rate(http_requests_total{{job="{{job}}",status=~"5.."}}[{BREAKDOWN_WINDOW}])'
+    f' or rate(http_requests_total{{job="{{job}}",code=~"5.."}}[{BREAKDOWN_WINDOW}])))'
+)
 MAX_API_ANSWER = 1024 * 1024  # an aggregated instant query is a few hundred bytes
 MAX_EXPOSITION = 16 * 1024 * 1024  # a big Go service exposes a few MB
 FIRST_SCRAPE = "first scrape; rates after the next"
@@ -44,19 +57,28 @@ def _snapshot(name: str, via: str, state: State, values: dict[str, float | None]
               error: str | None = None, latency_ms: float | None = None) -> Snapshot:
     metrics: dict[str, Any] = {m: values.get(m) for m in METRICS}
     metrics["via"] = via
+    details: dict[str, Any] = {"notes": tuple(notes)}
+    if state is not State.UNREACHABLE and all(metrics[m] is None for m in METRICS):
+        # Answered, but with not one number: "ok" would be a guess. The state
+        # stays ok until State can say "no data"; panes read this flag.
+        details["no_data"] = True
     return Snapshot(kind=KIND, name=name, state=state, taken_at=utcnow(), error=error,
-                    latency_ms=latency_ms, metrics=metrics, details={"notes": tuple(notes)})
+                    latency_ms=latency_ms, metrics=metrics, details=details)
 
 
 # ---- Prometheus ------------------------------------------------------------
 
 def queries_for(service: ServiceTarget, prometheus: PrometheusTarget) -> dict[str, str]:
     """PromQL per metric, with ``{job}`` replaced (str.format would trip on PromQL's braces)."""
-    job = service.job or service.name
-    quoted = job.replace("\\", "\\\\").replace('"', '\\"')  # it sits inside a "..." label matcher
     chosen = dict(DEFAULT_QUERIES)
     chosen.update(dict(prometheus.queries))
-    return {name: chosen[name].replace("{job}", quoted) for name in METRICS}
+    return {name: with_job(chosen[name], service) for name in METRICS}
+
+
+def with_job(promql: str, service: ServiceTarget) -> str:
+    job = service.job or service.name
+    quoted = job.replace("\\", "\\\\").replace('"', '\\"')  # it sits inside a "..." label matcher
+    return promql.replace("{job}", quoted)
 
 
 @dataclass(frozen=True)
@@ -68,7 +90,7 @@ class Answer:
     error: str | None = None
 
 
-class PrometheusErrors(HttpSource, Source, PromQuerying, HttpProbing):
+class PrometheusErrors(HttpSource, Source, PromQuerying, HttpProbing, Drilling):
     kind = KIND
 
     def __init__(self, service: ServiceTarget, prometheus: PrometheusTarget,
@@ -79,6 +101,7 @@ class PrometheusErrors(HttpSource, Source, PromQuerying, HttpProbing):
         self.name = service.name
         self.timeout = poll_deadline(prometheus.timeout)
         self.queries = queries_for(service, prometheus)
+        self.trend = RatioHistory()
 
     async def poll(self) -> Snapshot:
         started = time.monotonic()
@@ -89,7 +112,29 @@ class PrometheusErrors(HttpSource, Source, PromQuerying, HttpProbing):
         notes = [f"{name}: {note}" for name, a in answers.items() for note in a.notes]
         failed = {name: a.error for name, a in answers.items() if a.error is not None}
         state = State.UNREACHABLE if len(failed) == len(answers) else State.OK
-        return _snapshot(self.name, "prometheus", state, values, notes, _combine(failed), latency)
+        return self.trend.add(_snapshot(self.name, "prometheus", state, values, notes, _combine(failed), latency))
+
+    async def drill(self, row: str) -> Detail:
+        """The breakdown by route and code (one query, bounded by the
+        Prometheus timeout) and the error ratio's recent history."""
+        if row != "service":
+            raise NoSuchRow(f"error rates {self.name!r} have no row {row!r}")
+        return errors_detail.detail(self.name, "prometheus", await self._breakdown(), self.trend)
+
+    async def _breakdown(self) -> Section:
+        try:
+            got = await ask(self.client(), self.prometheus, with_job(BREAKDOWN_QUERY, self.service))
+        except FetchError as exc:
+            return errors_detail.unread_section(str(exc))
+        data, warnings, error = read_data(got)
+        if error is not None:
+            return errors_detail.unread_section(error)
+        groups, note = errors_detail.prometheus_groups(data)
+        notes = [*warnings, note]
+        if "error_ratio" in dict(self.prometheus.queries):
+            # The pane's ratio may come from another metric than the one broken down here.
+            notes.append("error_ratio is a custom query; this breakdown reads http_requests_total")
+        return errors_detail.prometheus_section(groups, "; ".join(n for n in notes if n), BREAKDOWN_WINDOW)
 
     async def _query(self, client: httpx.AsyncClient, promql: str) -> Answer:
         try:
@@ -179,7 +224,6 @@ def _sample_value(pair: Any) -> Answer:
 
 REQUESTS = "http_requests_total"
 BUCKETS = "http_request_duration_seconds_bucket"
-STATUS_LABELS = ("status", "code")
 
 
 # A service with 100k series of other metrics costs a scan for our two names,
@@ -368,7 +412,7 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> tuple[float
     return lower + (upper - lower) * (rank - below) / (counts[b] - below), None
 
 
-class ScrapedErrors(HttpSource, Source, HttpProbing):
+class ScrapedErrors(HttpSource, Source, HttpProbing, Drilling):
     """Rates from two scrapes of a service's own ``/metrics``, no Prometheus needed."""
 
     kind = KIND
@@ -384,6 +428,10 @@ class ScrapedErrors(HttpSource, Source, HttpProbing):
         self.clock = clock
         self._url = service.metrics
         self._last: Scrape | None = None  # the baseline; kept across failed scrapes
+        # The scrape before it, for a detail's per-route rates. A poll holds
+        # two scrapes anyway, so keeping it costs no more than a poll's peak.
+        self._before: Scrape | None = None
+        self.trend = RatioHistory()
 
     async def poll(self) -> Snapshot:
         try:
@@ -402,8 +450,24 @@ class ScrapedErrors(HttpSource, Source, HttpProbing):
         except MalformedExposition as exc:
             return self._failed(str(exc), got.latency_ms)  # the last good baseline is kept
         before, self._last = self._last, scrape
+        self._before = before
         values, notes = rates(before, scrape)
-        return _snapshot(self.name, "scrape", State.OK, values, notes, latency_ms=got.latency_ms)
+        return self.trend.add(_snapshot(self.name, "scrape", State.OK, values, notes, latency_ms=got.latency_ms))
+
+    async def drill(self, row: str) -> Detail:
+        """The breakdown by route and code from the last two scrapes, and the
+        recent history: from memory, no request is made."""
+        if row != "service":
+            raise NoSuchRow(f"error rates {self.name!r} have no row {row!r}")
+        return errors_detail.detail(self.name, "scrape", self._breakdown(), self.trend)
+
+    def _breakdown(self) -> Section:
+        last, before = self._last, self._before
+        if last is None:
+            return errors_detail.unread_section("no scrape of /metrics has succeeded yet")
+        groups, note = errors_detail.scraped_groups(None if before is None else before.requests, last.requests,
+                                                    0.0 if before is None else last.at - before.at)
+        return errors_detail.scraped_section(groups, note)
 
     def _refuse(self, got: Fetched) -> str | None:
         if got.redirect_error:
@@ -415,5 +479,5 @@ class ScrapedErrors(HttpSource, Source, HttpProbing):
         return None
 
     def _failed(self, error: str, latency_ms: float | None = None) -> Snapshot:
-        return _snapshot(self.name, "scrape", State.UNREACHABLE, {}, [], error, latency_ms)
+        return self.trend.add(_snapshot(self.name, "scrape", State.UNREACHABLE, {}, [], error, latency_ms))
 

@@ -21,9 +21,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from console import secrets
-from console.capabilities import HttpProbing, Source
+from console.capabilities import Drilling, HttpProbing, Source
 from console.config import ServiceTarget, redact
+from console.drill import Detail, NoSuchRow
 from console.sources.base import Snapshot, State, bounded_poll, describe_error, first_leaf, one_line, utcnow
+from console.sources.http_detail import CheckRecord, Observed, Stopwatch, observed
 
 MAX_BODY = 64 * 1024
 MAX_REDIRECTS = 5
@@ -53,12 +55,16 @@ class Fetched:
     latency_ms: float
     charset: str | None
     redirect_error: str | None = None  # set when redirects went nowhere
+    observed: Observed | None = None  # headers and timings, when asked for
 
-    def text(self) -> str:
+    def text(self, limit: int | None = None) -> str:
+        """The body (its first ``limit`` bytes) as text; bytes that are not
+        of its charset become U+FFFD rather than an error."""
+        body = self.body if limit is None else self.body[:limit]
         try:
-            return self.body.decode(self.charset or "utf-8", errors="replace")
+            return body.decode(self.charset or "utf-8", errors="replace")
         except LookupError:  # the server named a charset Python does not know
-            return self.body.decode("utf-8", errors="replace")
+            return body.decode("utf-8", errors="replace")
 
 
 @functools.cache
@@ -85,8 +91,9 @@ def new_client(verify: bool = True, ca_file: str | None = None) -> httpx.AsyncCl
 
 async def fetch(client: httpx.AsyncClient, url: str, *, timeout: float,
                 headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
-                max_bytes: int = MAX_BODY, max_redirects: int = MAX_REDIRECTS) -> Fetched:
-    """GET ``url`` within ``timeout`` seconds in all, reading at most ``max_bytes``.
+                max_bytes: int = MAX_BODY, max_redirects: int = MAX_REDIRECTS, observe: bool = False) -> Fetched:
+    """GET ``url`` within ``timeout`` seconds in all, reading at most ``max_bytes``;
+    with ``observe``, the answer's headers and phase timings are kept too.
 
     Raises :class:`FetchError` when there is no HTTP answer at all.
     """
@@ -96,7 +103,8 @@ async def fetch(client: httpx.AsyncClient, url: str, *, timeout: float,
         # httpx's own timeout is per read; the outer deadline also stops a
         # server that trickles one byte a second.
         async with asyncio.timeout(timeout):
-            return await _follow(client, url, sent, timeout, max_bytes, max_redirects)
+            return await _follow(client, url, sent, timeout, max_bytes, max_redirects,
+                                 Stopwatch() if observe else None)
     except (TimeoutError, httpx.TimeoutException):
         raise FetchError(f"timed out after {timeout:g}s") from None
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -113,9 +121,11 @@ async def fetch(client: httpx.AsyncClient, url: str, *, timeout: float,
 
 
 async def _follow(client: httpx.AsyncClient, url: str, headers: dict[str, str], timeout: float,
-                  max_bytes: int, max_redirects: int) -> Fetched:
+                  max_bytes: int, max_redirects: int, stopwatch: Stopwatch | None = None) -> Fetched:
     started = time.monotonic()
-    request = client.build_request("GET", url, headers=headers, timeout=timeout)
+    # httpx carries a request's extensions (the stopwatch) over to its redirects.
+    traced = stopwatch.extensions() if stopwatch is not None else None
+    request = client.build_request("GET", url, headers=headers, timeout=timeout, extensions=traced)
     home = _origin(request.url)
     visited = [str(request.url)]
     while True:
@@ -131,12 +141,13 @@ async def _follow(client: httpx.AsyncClient, url: str, headers: dict[str, str], 
                 request = response.next_request
                 if _origin(request.url) != home:
                     request = client.build_request("GET", request.url, headers=_DEFAULT_HEADERS,
-                                                   timeout=timeout)
+                                                   timeout=timeout, extensions=traced)
                 visited.append(str(request.url))
                 continue
             body, truncated = await _read_bounded(response, max_bytes)
+            seen = None if stopwatch is None else observed(response, stopwatch, len(visited) - 1)
             return Fetched(response.status_code, body, truncated,
-                           (time.monotonic() - started) * 1000, response.charset_encoding, problem)
+                           (time.monotonic() - started) * 1000, response.charset_encoding, problem, seen)
         finally:
             await response.aclose()
 
@@ -296,8 +307,12 @@ class HttpSource:
             await client.aclose()
 
 
-class HealthCheck(HttpSource, Source, HttpProbing):
-    """One service's health endpoint: status, latency, and what it said when wrong."""
+class HealthCheck(HttpSource, Source, HttpProbing, Drilling):
+    """One service's health endpoint: status, latency, and what it said when wrong.
+
+    It keeps its last answer and its last few outcomes (bounded), so that its
+    row's detail costs the service no request at all.
+    """
 
     kind = "http"
 
@@ -306,14 +321,22 @@ class HealthCheck(HttpSource, Source, HttpProbing):
         self.service = target  # HttpProbing: a probe's path is resolved against its URL
         self.name = target.name
         self.timeout = poll_deadline(target.timeout)
+        self.record = CheckRecord()
 
     async def poll(self) -> Snapshot:
         try:
             got = await fetch(self.client(), self.service.url, timeout=self.service.timeout,
-                              headers=self.service.headers)
+                              headers=self.service.headers, observe=True)
         except FetchError as exc:
             return self.unanswered(str(exc))
+        self.record.answered(got, redact(self.service.url))
         return self._judge(got)
+
+    async def drill(self, row: str) -> Detail:
+        """The last answer and the last checks, from memory: no request is made."""
+        if row != "check":
+            raise NoSuchRow(f"http check {self.name!r} has no row {row!r}")
+        return self.record.detail(self.name)
 
     def unanswered(self, error: str) -> Snapshot:
         return self._snapshot(State.UNREACHABLE, error)
@@ -330,12 +353,14 @@ class HealthCheck(HttpSource, Source, HttpProbing):
 
     def _snapshot(self, state: State, error: str | None, metrics: dict | None = None,
                   got: Fetched | None = None, details: dict | None = None) -> Snapshot:
-        return Snapshot(
+        snap = Snapshot(
             kind=self.kind, name=self.name, state=state, taken_at=utcnow(), error=error,
             latency_ms=None if got is None else got.latency_ms,
             metrics=metrics or {"status_code": None, "latency_ms": None},
             details={"url": redact(self.service.url), **(details or {})},
         )
+        self.record.checked(snap)  # every outcome the check itself reports, answered or not
+        return snap
 
 
 

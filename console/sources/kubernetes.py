@@ -9,7 +9,9 @@ one poll sharing a single deadline: a slow API server costs at most
 to build, and would turn a truncated body into an obscure error.
 
 The client is imported where it is used: importing it takes a noticeable
-part of a second, which the console's startup should not pay.
+part of a second, which the console's startup should not pay. What a row's
+detail reads and shows (opened on demand, never polled) is in
+:mod:`console.sources.kubernetes_detail`.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from console.capabilities import KubectlTargeting, KubernetesReading, Source, WorkloadRestarting, WorkloadScaling
+from console.capabilities import (Drilling, KubectlTargeting, KubernetesReading, PodDeleting, Source,
+                                  WorkloadRestarting, WorkloadScaling, WorkloadUndoing)
 from console.config import KubernetesTarget, redact
+from console.drill import Detail, NoSuchRow
 from console.sources.base import Backoff, ProbeError, Snapshot, State, describe_error, one_line, unreachable, utcnow
 
 KIND = "kubernetes"
@@ -71,7 +75,8 @@ class ConfigProblem(Exception):
     """No client could be built: the kubeconfig or in-cluster setup is wrong."""
 
 
-class WorkloadWatch(Source, KubernetesReading, WorkloadScaling, WorkloadRestarting, KubectlTargeting):
+class WorkloadWatch(Source, KubernetesReading, WorkloadScaling, WorkloadRestarting, WorkloadUndoing, PodDeleting,
+                    KubectlTargeting, Drilling):
     """One configured namespace, read through the target's kubeconfig context."""
 
     kind = KIND
@@ -152,6 +157,34 @@ class WorkloadWatch(Source, KubernetesReading, WorkloadScaling, WorkloadRestarti
         method = f"patch_namespaced_{_WORKLOADS[kind]}"
         return await self._patch(method, name, namespace, body, "application/strategic-merge-patch+json")
 
+    async def undo(self, kind: str, name: str, revision: int | None, namespace: str | None = None) -> dict:
+        """Put a revision's pod template back (the previous one when None), as ``kubectl rollout undo`` does."""
+        if kind != "deployment":
+            raise ProbeError(f"rollout undo rolls back Deployments, not a {kind}")
+        from console.sources import kubernetes_detail  # built on this module: imported when used
+
+        where = namespace or self.namespace
+        return await self._call(lambda api, left: kubernetes_detail.roll_back(
+            api, where, name, revision, time.monotonic() + left))
+
+    async def delete_pod(self, name: str, namespace: str | None = None) -> dict:
+        """DELETE one pod; its controller, if it has one, makes a new one."""
+        def call(api: Any, left: float) -> dict:
+            from kubernetes import client
+
+            return _json(client.CoreV1Api(api).delete_namespaced_pod(
+                name, namespace or self.namespace, _preload_content=False, _request_timeout=left))
+        return await self._call(call)
+
+    async def drill(self, row: str) -> Detail:
+        """A row's detail (``deployment/api``, ``pod/x/logs/previous`` …), read now: all its calls share
+        one deadline. NoSuchRow when the object is gone."""
+        from console.sources import kubernetes_detail  # built on this module: imported when used
+
+        now = self._clock()
+        return await self._call(lambda api, left: kubernetes_detail.open_row(
+            api, self.namespace, row, time.monotonic() + left, now))
+
     def kubectl_args(self, namespace: str | None = None) -> list[str]:
         """The flags that point ``kubectl`` where this source looks."""
         args = []
@@ -178,7 +211,7 @@ class WorkloadWatch(Source, KubernetesReading, WorkloadScaling, WorkloadRestarti
             return call(apis[0], self.target.timeout)
         try:
             return await asyncio.to_thread(in_thread)
-        except ProbeError:
+        except (ProbeError, NoSuchRow):
             raise
         except Exception as exc:
             raise ProbeError(self._describe(exc)) from None

@@ -1,9 +1,11 @@
-"""PostgreSQL: connections against max_connections, long and blocked sessions.
+"""PostgreSQL: connections against the slots clients can use, every session, locks.
 
 One connection per source, held open between polls: when the server runs out
 of connection slots, the console must still see it, and a new connection is
 exactly what it would refuse. Each refresh is one statement, so that watching
-a struggling server adds as little to its load as possible.
+a struggling server adds as little to its load as possible. Opening a row
+(a session, a group of them) reads its detail then, through the same
+connection (:mod:`console.sources.postgres_detail`).
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from console.capabilities import BackendSignalling, Source, SqlProbing
+from console.capabilities import BackendSignalling, Drilling, Source, SqlProbing
 from console.config import PostgresTarget
+from console.drill import Detail
 from console.readonly import sql_is_read_only
 from console.readonly.sql import parsed_probe
 from console.readonly.sql_catalog import (PINNED_SEARCH_PATH, RELATIONS_SQL, TRUSTED_EXTENSIONS, Relation,
                                           pinned, refusal, relation_names)
+from console.sources import postgres_detail
 from console.sources.base import Backoff, ProbeError, Snapshot, State, unreachable, utcnow
 
 APPLICATION = "incident-console"
-MAX_SESSIONS = 25
+MAX_SESSIONS = 500  # sessions listed per refresh; the summary says when it cut
+MAX_GROUPS = 200
 QUERY_CHARS = 300
 PROBE_ROWS = 200
 # A probe's statement_timeout fires first; this backstop is for a server that
@@ -49,11 +54,19 @@ ROLE_SQL = f"SELECT json_build_object({ROLE_FIELDS})"
 # planner materialises it: pg_stat_activity is read once. pg_blocking_pids()
 # takes the lock manager's locks, so it is asked only for sessions that wait
 # on a lock (no other session can be blocked in its sense).
+#
+# Every client session is listed (idle ones too: in a pool-exhausted incident
+# they are the ones holding the slots), what matters first, cut at
+# MAX_SESSIONS; groups are counted over all of them, so a cut list never
+# miscounts who holds the connections. Only client backends are counted, and
+# against the slots a non-superuser can take: PostgreSQL 16's
+# reserved_connections (read with missing_ok, NULL before 16) is reserved too.
 REFRESH_SQL = f"""
 WITH sessions AS (
     SELECT pid, datname, usename, application_name,
            CASE WHEN client_addr IS NULL THEN 'local'
                 ELSE host(client_addr) || ':' || client_port END AS client,
+           coalesce(host(client_addr), 'local') AS address,
            coalesce(state, 'unknown') AS state,
            wait_event,
            left(query, {QUERY_CHARS}) AS query,
@@ -62,6 +75,8 @@ WITH sessions AS (
            round(greatest(extract(epoch FROM now() - xact_start), 0)::numeric, 3) AS xact_s,
            CASE WHEN state LIKE 'idle in transaction%'
                 THEN round(greatest(extract(epoch FROM now() - state_change), 0)::numeric, 3) END AS idle_xact_s,
+           round(greatest(extract(epoch FROM now() - state_change), 0)::numeric, 3) AS state_s,
+           round(greatest(extract(epoch FROM now() - backend_start), 0)::numeric, 3) AS backend_s,
            CASE WHEN wait_event_type = 'Lock' THEN pg_blocking_pids(pid)
                 ELSE '{{}}'::int[] END AS blocked_by
     FROM pg_stat_activity
@@ -72,14 +87,12 @@ victims AS (
     FROM sessions s, unnest(s.blocked_by) AS b(pid)
     GROUP BY b.pid
 ),
-notable AS (
+ranked AS (
     SELECT s.*, row_number() OVER (
-               ORDER BY coalesce(v.n, 0) DESC, cardinality(s.blocked_by) > 0 DESC,
-                        greatest(coalesce(s.xact_s, 0), coalesce(s.query_s, 0)) DESC, s.pid
+               ORDER BY coalesce(v.n, 0) DESC, cardinality(s.blocked_by) > 0 DESC, s.state = 'idle',
+                        greatest(coalesce(s.xact_s, 0), coalesce(s.query_s, 0)) DESC, s.state_s DESC, s.pid
            ) AS rank
     FROM sessions s LEFT JOIN victims v USING (pid)
-    WHERE v.n > 0 OR cardinality(s.blocked_by) > 0
-       OR s.state LIKE 'idle in transaction%' OR s.query_s > 1
 ),
 per_database AS (
     SELECT datname, count(*) AS total,
@@ -87,10 +100,20 @@ per_database AS (
            count(*) FILTER (WHERE state = 'idle') AS idle,
            count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction
     FROM sessions GROUP BY datname
+),
+per_group AS (
+    SELECT application_name, usename, address, count(*) AS total,
+           count(*) FILTER (WHERE state = 'active') AS active,
+           count(*) FILTER (WHERE state = 'idle') AS idle,
+           count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction,
+           max(backend_s) AS oldest_s
+    FROM sessions GROUP BY application_name, usename, address
 )
 SELECT json_build_object({ROLE_FIELDS},
     'server_version', current_setting('server_version'),
     'max_connections', current_setting('max_connections')::int,
+    'reserved_connections', current_setting('superuser_reserved_connections')::int
+        + coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0),
     'connections_total', (SELECT count(*) FROM sessions),
     'connections_by_state',
         (SELECT coalesce(json_object_agg(state, n), '{{}}')
@@ -105,15 +128,23 @@ SELECT json_build_object({ROLE_FIELDS},
         (SELECT coalesce(json_agg(json_build_object(
                     'pid', pid, 'database', datname, 'user', usename,
                     'application', application_name, 'client', client, 'state', state,
-                    'wait_event', wait_event, 'query_s', query_s, 'xact_s', xact_s,
+                    'wait_event', wait_event, 'query_s', query_s, 'xact_s', xact_s, 'state_s', state_s,
                     'query', query, 'blocked_by', blocked_by) ORDER BY rank), '[]')
-         FROM notable WHERE rank <= {MAX_SESSIONS}),
+         FROM ranked WHERE rank <= {MAX_SESSIONS}),
     'databases',
         (SELECT coalesce(json_agg(json_build_object(
                     'database', datname, 'total', total, 'active', active, 'idle', idle,
                     'idle_in_transaction', idle_in_transaction)
                     ORDER BY total DESC, datname), '[]')
-         FROM per_database)
+         FROM per_database),
+    'groups',
+        (SELECT coalesce(json_agg(json_build_object(
+                    'application', application_name, 'user', usename, 'client', address,
+                    'total', total, 'active', active, 'idle', idle,
+                    'idle_in_transaction', idle_in_transaction, 'oldest_s', oldest_s)
+                    ORDER BY total DESC, application_name, usename, address), '[]')
+         FROM (SELECT * FROM per_group ORDER BY total DESC, application_name, usename, address
+               LIMIT {MAX_GROUPS}) AS biggest)
 )
 """
 
@@ -122,7 +153,7 @@ class _Deadline(Exception):
     """The poll's own deadline passed while psycopg was still waiting."""
 
 
-class PostgresSource(Source, SqlProbing, BackendSignalling):
+class PostgresSource(Source, SqlProbing, BackendSignalling, Drilling):
     kind = "postgres"
 
     def __init__(self, target: PostgresTarget, backoff: Backoff | None = None) -> None:
@@ -171,6 +202,17 @@ class PostgresSource(Source, SqlProbing, BackendSignalling):
         return await self._on_held(
             lambda conn: read_only_rows(conn, sql, timeout, max_rows, trusted_views=self.target.sql_views),
             timeout + PROBE_GRACE_S)
+
+    async def drill(self, row: str) -> Detail:
+        """A session's or a group's detail, read now on the held connection.
+
+        The held connection, because it is the one that still works when the
+        server is out of slots: exactly when the operator opens a session.
+        """
+        return await postgres_detail.drill(row, self._read_record)
+
+    async def _read_record(self, sql: str, params: Mapping[str, Any]) -> Any:
+        return await self._on_held(lambda conn: read_only_record(conn, sql, params), self.timeout)
 
     async def execute_action(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> "Rows":
         """One statement with bound parameters (never formatted in), committed at once.
@@ -308,7 +350,8 @@ class PostgresSource(Source, SqlProbing, BackendSignalling):
         self._backoff.succeeded()
         return Snapshot(kind=self.kind, name=self.name, state=State.OK, taken_at=utcnow(),
                         latency_ms=latency_ms, metrics=_metrics(reading),
-                        details={"sessions": reading["sessions"], "databases": reading["databases"]})
+                        details={"sessions": reading["sessions"], "databases": reading["databases"],
+                                 "groups": _with_rows(reading["groups"])})
 
     def _lost(self, error: str) -> Snapshot:
         self._drop()
@@ -404,6 +447,22 @@ async def read_only_rows(conn: Any, sql: str, timeout: float, max_rows: int = PR
             await conn.execute("ROLLBACK")
 
 
+async def read_only_record(conn: Any, sql: str, params: Mapping[str, Any]) -> Any:
+    """The one JSON value of our own statement, in a read-only transaction; None if no row.
+
+    The statement is ours (a detail's), its values bound, never formatted in:
+    no parser check is needed, but the server still refuses it any write.
+    """
+    try:
+        await conn.execute("BEGIN READ ONLY")
+        cursor = await conn.execute(sql, params)
+        row = await cursor.fetchone()
+        return row[0] if row else None
+    finally:
+        if conn.info.transaction_status != _IDLE and not conn.closed:
+            await conn.execute("ROLLBACK")
+
+
 async def _pinned_statement(conn: Any, probe: Any, trusted_views: Sequence[str]) -> str:
     """Resolve the probe's relations, refuse those that run user code, then pin search_path."""
     names = relation_names(probe)
@@ -459,10 +518,17 @@ async def _fetch(conn: Any) -> dict[str, Any]:
 def _metrics(reading: dict[str, Any]) -> dict[str, Any]:
     total = int(reading["connections_total"])
     limit = int(reading["max_connections"])
+    reserved = int(reading["reserved_connections"])
+    # What a client that is not a superuser can take: when these are gone the
+    # application is refused, whatever max_connections says.
+    usable = max(limit - reserved, 0)
     return {
         "connections_total": total,
         "max_connections": limit,
-        "connections_ratio": round(total / limit, 4) if limit else 0.0,
+        "reserved_connections": reserved,
+        "usable_connections": usable,
+        # Above 1 when superusers are into their reserved slots.
+        "connections_ratio": round(total / usable, 4) if usable else 0.0,
         "connections_by_state": {str(k): int(v) for k, v in reading["connections_by_state"].items()},
         "idle_in_transaction": int(reading["idle_in_transaction"]),
         "longest_query_s": float(reading["longest_query_s"]),
@@ -474,6 +540,11 @@ def _metrics(reading: dict[str, Any]) -> dict[str, Any]:
         "role_superuser": bool(reading["role_superuser"]),
         "role_can_signal_backends": bool(reading["role_can_signal_backends"]),
     }
+
+
+def _with_rows(groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each group with the row id that opens it (only this source reads it)."""
+    return [{**g, "row": postgres_detail.group_row(g["application"], g["user"], g["client"])} for g in groups]
 
 
 def _discard(task: asyncio.Task) -> None:

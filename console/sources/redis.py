@@ -6,6 +6,11 @@ watching a struggling Redis must not add to its load, and its own commands
 are subtracted from ``ops_per_sec``. Rates come from counter deltas between
 two polls on the same connection, never from Redis's ``instantaneous_*``
 fields, which cover only the last few seconds.
+
+Details (SLOWLOG entries, clients, MEMORY STATS …) are read only when a row
+is opened, on the same held connection and within the same timeout as a
+probe, so a hung Redis fails the detail in ``timeout`` seconds instead of
+hanging it; :mod:`console.sources.redis_detail` holds their commands.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
-from console.capabilities import CacheFlushing, RedisProbing, Source
+from console.capabilities import CacheFlushing, ClientKilling, Drilling, RedisProbing, Source
 from console.config import RedisTarget
+from console.drill import Detail
 from console.readonly import redis_is_read_only
 from console.sources.base import Backoff, ProbeError, Snapshot, State, describe_error, unreachable, utcnow
+from console.sources.redis_detail import read_for
 
 CLIENT_NAME = "incident-console"
 
@@ -39,7 +46,7 @@ COUNTERS = ("total_commands_processed", "evicted_keys", "rejected_connections",
             "keyspace_hits", "keyspace_misses")
 
 
-class RedisSource(Source, RedisProbing, CacheFlushing):
+class RedisSource(Source, RedisProbing, CacheFlushing, Drilling, ClientKilling):
     kind = "redis"
 
     def __init__(self, target: RedisTarget, clock: Callable[[], float] = time.monotonic) -> None:
@@ -86,6 +93,22 @@ class RedisSource(Source, RedisProbing, CacheFlushing):
         replies = await self._commands([("SELECT", str(db)), ("FLUSHDB", "ASYNC"), ("SELECT", str(self.db))],
                                        self.timeout)
         return replies[1]
+
+    async def drill(self, row: str) -> Detail:
+        """A detail view's read: NoSuchRow for a row that is gone, ProbeError
+        for a Redis that does not answer within the source's timeout."""
+        read = read_for(self.name, row)
+        return read.build(await self._commands(list(read.commands), self.timeout))
+
+    async def kill_client(self, address: str) -> Any:
+        """``CLIENT KILL ADDR ip:port`` and nothing else: the filter form
+        (the legacy ``CLIENT KILL ip:port`` is ambiguous with filters) with no
+        other filter, so one address is all it can hit; SKIPME (the default)
+        spares the console's own connection."""
+        killed = await self._command(("CLIENT", "KILL", "ADDR", address), self.timeout)
+        if killed == 0:
+            raise ProbeError(f"no client at {address}: it had already disconnected")
+        return killed
 
     async def _command(self, argv: tuple[str, ...], timeout: float) -> Any:
         return (await self._commands([argv], timeout))[0]

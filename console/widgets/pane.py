@@ -138,13 +138,24 @@ class LivePane(Vertical):
             for key, cells in self.snapshot_rows(shown):
                 full = f"{snap.kind}:{snap.name}:{key}"
                 refs[full] = RowRef(snap.kind, snap.name, key)
-                rows.append((full, tuple(cells) if shown is snap else dimmed(cells)))
+                rows.append((full, tuple(cells) if shown is snap else self.kept(snap, cells)))
         self.refs = refs
         return rows
 
     def snapshot_rows(self, snap: Snapshot) -> list[Row]:
         """One source's rows, keyed by row ids that source understands."""
         return []
+
+    def kept(self, snap: Snapshot, cells: Sequence[Text]) -> tuple[Text, ...]:
+        """The last good row of a source that is down now: dimmed; where the
+        table has them, its State says what is true now and its Note why."""
+        kept = list(dimmed(cells))
+        labels = [label for label, _ in self.COLUMNS]
+        if labels and labels[0] == "State":
+            kept[0] = state_cell(snap.state, self.colours)
+        if labels and labels[-1] == "Note" and snap.error:
+            kept[-1] = plain(snap.error, self.colours.style("state-critical"))
+        return tuple(kept)
 
     def unreachable_rows(self, snap: Snapshot) -> list[Row]:
         """A source that never answered: nothing to show but that."""

@@ -1,15 +1,24 @@
-"""Redis: a metric per row, an instance per column."""
+"""Redis: a metric per row, an instance per column.
+
+Enter on a metric's row opens the detail that explains it (the clients
+behind ``clients``, the entries behind ``slowlog``) of one instance:
+rows are metrics, not instances, so a row names one, the first configured
+instance that answers (the leftmost live column). An instance that stops
+answering keeps its last values, dimmed, instead of turning into ``–``.
+"""
 
 from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from rich.style import Style
 from rich.text import Text
 
+from console.drill import RowRef
 from console.readings import STATE_MARK, duration, millis, number, percent, size
 from console.vocabulary import Snapshot
 from console.text import inert, plain
-from console.widgets.pane import LivePane
+from console.widgets.pane import LivePane, dimmed
 from console.widgets.table import Row
 
 
@@ -30,6 +39,11 @@ READINGS: tuple[tuple[str, tuple[str, ...], Callable[[Mapping], str]], ...] = (
     ("slowlog", ("slowlog_len",), lambda m: number(m.get("slowlog_len"))),
     ("ping", ("ping_ms",), lambda m: millis(m.get("ping_ms"))),
 )
+
+# The detail Enter opens from each row: the view that explains that reading.
+DETAILS = {"clients": "clients", "blocked": "clients", "rejected conns": "clients", "memory": "memory",
+           "evictions/s": "memory", "role · lag": "replication", "slowlog": "slowlog"}
+OTHER_DETAIL = "keyspace"  # hit rate, ops/s, ping: where the traffic goes
 
 
 class RedisPane(LivePane):
@@ -54,15 +68,30 @@ class RedisPane(LivePane):
     def rows(self) -> list[Row]:
         by_name: dict[str, Snapshot] = {s.name: s for s in self.ordered()}
         rows: list[Row] = []
+        refs: dict[str, RowRef] = {}
+        target = self._drilled_instance(by_name)
         breach = self.colours.style("state-critical", bold=True)
         for label, metrics, reading in READINGS:
             cells = [plain(label, "bold")]
-            for name in self.instances:
-                snap = by_name.get(name)
-                if snap is None or not snap.reachable:
-                    cells.append(plain("–", "dim"))
-                else:
-                    breached = any(b.metric in metrics for b in snap.breaches)
-                    cells.append(plain(reading(snap.metrics), breach if breached else ""))
+            cells += [self._cell(by_name.get(name), reading, metrics, breach) for name in self.instances]
             rows.append((label, tuple(cells)))
+            if target is not None:
+                refs[label] = RowRef("redis", target, DETAILS.get(label, OTHER_DETAIL))
+        self.refs = refs
         return rows
+
+    def _cell(self, snap: Snapshot | None, reading: Callable[[Mapping], str], metrics: tuple[str, ...],
+              breach: Style) -> Text:
+        """The reading now, else the last one that was read, dimmed."""
+        shown = snap if snap is None or snap.reachable else self.last_good.get(snap.key)
+        if shown is None:
+            return plain("–", "dim")
+        breached = any(b.metric in metrics for b in shown.breaches)
+        cell = plain(reading(shown.metrics), breach if breached else "")
+        return cell if shown is snap else dimmed((cell,))[0]
+
+    def _drilled_instance(self, by_name: Mapping[str, Snapshot]) -> str | None:
+        """The first instance that answers, else the first heard of (its
+        detail then says why it cannot be read)."""
+        heard = [name for name in self.instances if name in by_name]
+        return next((name for name in heard if by_name[name].reachable), heard[0] if heard else None)

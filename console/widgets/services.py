@@ -17,6 +17,10 @@ class ServicesPane(LivePane):
     TITLE = "1 Services"
     KINDS = ("http", "kubernetes")
     COLUMNS = (("State", 7), ("Service", 18), ("Reading", 17), ("Note", 100))
+    # k9s's keys on a workload row: ``l`` opens the logs of its most-restarted
+    # pod (the previous container's, for a crash loop), so they are two keys
+    # from here; the changes are confirmed by typing the workload's name.
+    ROW_KEYS = (("l", "Logs"), ("d", "Describe"), ("R", "Rollout restart"), ("U", "Rollout undo"))
 
     def summary(self) -> Text:
         checks = self.ordered("http")
@@ -67,7 +71,9 @@ class ServicesPane(LivePane):
                          (state_cell(state, colour), plain(f"{kind}/{w.get('name')}"), plain(reading),
                           plain(", ".join(problems), error))))
         for i, e in enumerate(ns.details.get("events", ())[:EVENTS_SHOWN]):
-            rows.append((f"event/{i}",
+            # The row opens the event's object (``Pod/x``); the index keeps two
+            # events about one object apart.
+            rows.append((f"event/{i}/{e.get('object', '')}",
                          (plain("⚠ event", colour.style("state-warning")), plain(e.get("object", "")),
                           plain(f"{e.get('reason', '')} {duration(e.get('age_s'))} ago"),
                           plain(e.get("message", "")))))
