@@ -86,12 +86,20 @@ class ServiceTarget:
         """Is a session with this application_name and client address (ip:port or 'local') this service's?"""
         if application and application in (self.application_names or (self.name,)):
             return True
-        host = (client or "").rsplit(":", 1)[0].strip("[]")
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
+        address = _address(client or "")
+        if address is None:
             return False
         return any(address in ipaddress.ip_network(n, strict=False) for n in self.client_networks)
+
+
+def _address(client: str):
+    """The IP of ``10.0.0.5``, ``10.0.0.5:4431``, ``fd00::5`` or ``[fd00::5]:4431``; None for ``local``."""
+    for candidate in (client, client.rsplit(":", 1)[0]):
+        try:
+            return ipaddress.ip_address(candidate.strip("[]"))
+        except ValueError:
+            continue
+    return None
 
 
 @dataclass(frozen=True)

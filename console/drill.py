@@ -93,6 +93,7 @@ class Detail:
     openings: tuple[Opening, ...] = ()
     changes: tuple[Change, ...] = ()
     # Follow mode (logs): the screen asks for the same row again every refresh.
+    # ``extra["newest_last"]``: shown scrolled to its end (logs: where the crash is).
     follow: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 

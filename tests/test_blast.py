@@ -38,6 +38,8 @@ LATEST = {
     ("checkout-api", None, ["checkout-api"]),           # by default a service's sessions carry its name
     ("psql", "10.0.1.77:5544", ["checkout-api"]),       # or come from its network
     ("psql", "[fd00::5]:5544", ["checkout-api"]),
+    ("psql", "fd00::5", ["checkout-api"]),           # a group names the address alone
+    ("psql", "10.0.1.9", ["checkout-api"]),
     ("payments-worker", "local", ["payments-api"]),     # named: its own name no longer counts
     ("payments-api", "10.9.9.9:1", []),
     ("", "local", []),

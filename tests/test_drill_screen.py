@@ -286,3 +286,22 @@ async def test_keys_typed_faster_than_a_row_opens_never_stack_two_details():
         await pilot.press("escape")
         await asyncio.sleep(0.1)
         assert len(app.screen_stack) == 1
+
+
+async def test_the_lock_tree_names_the_service_a_root_blocker_belongs_to_and_how_it_is_doing():
+    blocker = {"pid": 500, "state": "idle in transaction", "xact_s": 60.0, "query": "LOCK orders",
+               "user": "mig", "application": "checkout-api", "client": "10.0.0.5:4431", "blocked_by": []}
+    waiter = {"pid": 501, "state": "active", "query_s": 59.0, "query": "SELECT 1", "user": "web",
+              "application": "payments-api", "client": "10.0.0.6:1", "blocked_by": [500]}
+    app, pg = drill_app()
+    app.config = config.parse(CONFIG + "services:\n  - name: checkout-api\n    url: http://127.0.0.1:9/h\n",
+                              "t.yaml", env={})
+    pg.details = {"sessions": [waiter, blocker]}
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot)
+        await pilot.press("3", "L")
+        table = app.main.pane("postgres").table
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        assert [r[0].plain for r in rows] == ["500", "└501"]
+        assert rows[0][4].plain.startswith("⇢ checkout-api ok · 5xx 0.0% · LOCK orders")
+        assert "⇢" not in rows[1][4].plain  # only root blockers are linked

@@ -79,3 +79,10 @@ def with_blast_radius(detail: Detail, config: Any, latest: Mapping[tuple[str, st
                           "(services[].application_names / client_networks in the config)")
     return Detail(detail.title, (section, *detail.sections), detail.openings, detail.changes, detail.follow,
                   detail.extra)
+
+
+def in_a_line(config: Any, latest: Mapping[tuple[str, str], Snapshot], application: str | None,
+              client: str | None) -> str:
+    """``checkout-api critical · 5xx 12%``: the services a session belongs to, for a table cell."""
+    return "; ".join(f"{b.service} {b.health} · 5xx {b.error_ratio}"
+                     for b in blast_radius(config, latest, application, client))

@@ -118,8 +118,9 @@ class DetailScreen(Modal[None]):
         tables = list(self.query(SectionTable))
         if tables:
             tables[0].focus()
-        if self.detail.follow:
-            box.scroll_end(animate=False)
+        if self.detail.follow or self.detail.extra.get("newest_last"):
+            # After the layout has the new lines: scrolled now, it would stop short.
+            self.call_after_refresh(box.scroll_end, animate=False)
 
     # ---- keys -----------------------------------------------------------
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

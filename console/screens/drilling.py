@@ -61,6 +61,7 @@ class RowKeys:
 
     async def _change(self, ref: RowRef, change) -> None:
         from console.screens.confirm import ConfirmTyped
+        from console.screens.detail import DetailScreen
 
         session = self.app.session
         try:
@@ -77,10 +78,18 @@ class RowKeys:
         except Refusal as refusal:
             self.notify(str(refusal), title="refused", severity="error", timeout=10)
         else:
+            # One line in the toast (a table of 34 signalled sessions is for the journal).
             if result.ok:
-                self.notify(result.output or f"{change.label}: done", title="done", timeout=8)
+                self.notify(_first_line(result.output) or f"{change.label}: done", title="done", timeout=8)
             else:
-                self.notify(result.error or "failed", title=f"{change.label} failed", severity="error",
-                            timeout=12)
+                self.notify(_first_line(result.error) or "failed", title=f"{change.label} failed",
+                            severity="error", timeout=12)
             self.app.action_refresh_now()  # the pane shows the effect at once
+            if isinstance(self.app.screen, DetailScreen):
+                self.app.screen.action_reload()  # and the detail it was made from
         self.app.show_journal()
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] + (f" (+{len(lines) - 1} lines in the timeline)" if len(lines) > 1 else "") if lines else ""

@@ -82,7 +82,7 @@ class MainScreen(RowKeys, IncidentKeys, Screen):
         panes = {
             "services": lambda: ServicesPane(stale_after=stale, id="services", classes="pane"),
             "errors": lambda: ErrorRatesPane(stale_after=stale, id="errors", classes="pane"),
-            "postgres": lambda: PostgresPane(stale_after=stale, id="postgres", classes="pane"),
+            "postgres": lambda: PostgresPane(stale_after=stale, blast=self._blast, id="postgres", classes="pane"),
             "redis": lambda: RedisPane(instances=tuple(r.name for r in self.config.redis), stale_after=stale,
                                        id="redis", classes="pane"),
             "playbook": lambda: PlaybookPane(id="playbook", classes="pane"),
@@ -143,6 +143,11 @@ class MainScreen(RowKeys, IncidentKeys, Screen):
         if checklist is not None:
             self.playbook_pane.show(*checklist)
         self.tick(now, incident)
+
+    def _blast(self, application, client) -> str:
+        from console.incident.blast import in_a_line
+
+        return in_a_line(self.config, self.app.session.latest, application, client)
 
     # ---- panes -------------------------------------------------------------
     def pane(self, pane_id: str):

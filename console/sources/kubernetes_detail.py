@@ -355,7 +355,7 @@ def logs_view(pod: str, container: str, previous: bool, explicit: bool, text: st
     openings = (switch, Opening("e", "Events", f"pod/{pod}/events"), Opening("d", "Describe", f"pod/{pod}/describe"))
     # Only a running container's logs grow; the previous one's are final.
     return Detail(f"logs of pod/{pod} in {namespace} · {container} ({which})", (section,), openings,
-                  follow=not previous)
+                  follow=not previous, extra={"newest_last": True})
 
 
 def log_container(pod: dict) -> str:

@@ -259,7 +259,7 @@ def _terminate_idle(app: str, user: str | None, record: Mapping[str, Any]) -> Ch
 
 def _target_lines(targets: Any) -> list[str]:
     return [f"pid {s['pid']} · idle {duration(s.get('state_s'))} · client {inert(s.get('client') or '–', 40)}"
-            f" · {inert(s.get('database') or '', 30)} · query: {inert(s.get('query') or '', 80)}"
+            f" · db {inert(s.get('database') or '–', 30)} · query: {inert(s.get('query') or '', 80)}"
             for s in targets]
 
 

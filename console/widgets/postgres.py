@@ -36,7 +36,7 @@ class PostgresPane(LivePane):
     COLUMNS = (("PID", 7), ("State", 10), ("Time", 5), ("Blocker", 7), ("Query", 60), ("DB", 10),
                ("User", 10), ("Application", 20))
     GROUP_COLUMNS = (("Application", 20), ("User", 10), ("Client", 15), ("Total", 5), ("Active", 6),
-                     ("Idle", 5), ("Idle tx", 7), ("Oldest", 6))
+                     ("Idle", 5), ("Idle tx", 7), ("Oldest", 6), ("Service now", 30))
     # Full state names do not fit a half-width pane.
     SHORT_STATE = {"idle in transaction": "idle in tx", "idle in transaction (aborted)": "idle in tx!",
                    "fastpath function call": "fastpath"}
@@ -47,10 +47,13 @@ class PostgresPane(LivePane):
     ]
     ROW_KEYS = (("C", "Cancel query"), ("K", "Terminate session"))
 
-    def __init__(self, stale_after: float = 10.0, **kwargs) -> None:
+    def __init__(self, stale_after: float = 10.0, blast=None, **kwargs) -> None:
         super().__init__(stale_after, **kwargs)
         self.view = SESSIONS
         self.show_idle = False
+        # Blast radius: (application_name, client) -> the services they belong
+        # to and how those are doing ("checkout-api ✖ 5xx 12%"), from the main screen.
+        self.blast = blast or (lambda application, client: "")
 
     # ---- the views -----------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -137,10 +140,10 @@ class PostgresPane(LivePane):
         if self.view == GROUPS:
             return [self._group_row(g) for g in snap.details.get("groups", ())]
         if self.view == LOCKS:
-            return [self._session_row(snap, s, depth) for s, depth in lock_tree(sessions)]
+            return [self._session_row(snap, s, depth, linked=depth == 0) for s, depth in lock_tree(sessions)]
         return [self._session_row(snap, s) for s in sessions if self.show_idle or s.get("state") != "idle"]
 
-    def _session_row(self, snap: Snapshot, s: Mapping[str, Any], depth: int = 0) -> Row:
+    def _session_row(self, snap: Snapshot, s: Mapping[str, Any], depth: int = 0, linked: bool = False) -> Row:
         blocked, idle = self.colours.style("state-critical"), self.colours.style("state-warning")
         blocked_by = ",".join(str(p) for p in s.get("blocked_by", ()))
         state = s.get("state") or ""
@@ -150,9 +153,13 @@ class PostgresPane(LivePane):
             pid = f"{snap.name}:{pid}"
         if depth:
             pid = "  " * (depth - 1) + "└" + pid
+        query = plain(s.get("query") or "", limit=300)
+        service = self.blast(s.get("application"), s.get("client")) if linked else ""
+        if service:  # a root blocker: whose it is and what it breaks, before its query
+            query = plain(f"⇢ {service} · ", blocked) + query
         return (f"session/{s.get('pid')}", (
             plain(pid), plain(self.SHORT_STATE.get(state, state), style), plain(duration(_seconds(s))),
-            plain(blocked_by, blocked), plain(s.get("query") or "", limit=300),
+            plain(blocked_by, blocked), query,
             plain(s.get("database") or ""), plain(s.get("user") or ""),
             plain(s.get("application") or "")))
 
@@ -163,7 +170,8 @@ class PostgresPane(LivePane):
         return (str(g.get("row")), (
             application, plain(g.get("user") or ""), plain(g.get("client") or ""),
             plain(str(g.get("total", ""))), plain(str(g.get("active", ""))), plain(str(g.get("idle", ""))),
-            plain(str(stuck), warning if stuck else ""), plain(duration(g.get("oldest_s")))))
+            plain(str(stuck), warning if stuck else ""), plain(duration(g.get("oldest_s"))),
+            plain(self.blast(g.get("application"), g.get("client")) or "–", limit=60)))
 
 
 def connections(m: Mapping[str, Any]) -> str:
