@@ -84,5 +84,10 @@ def with_blast_radius(detail: Detail, config: Any, latest: Mapping[tuple[str, st
 def in_a_line(config: Any, latest: Mapping[tuple[str, str], Snapshot], application: str | None,
               client: str | None) -> str:
     """``checkout-api critical · 5xx 12%``: the services a session belongs to, for a table cell."""
-    return "; ".join(f"{b.service} {b.health} · 5xx {b.error_ratio}"
-                     for b in blast_radius(config, latest, application, client))
+    return "; ".join(_short(b) for b in blast_radius(config, latest, application, client))
+
+
+def _short(b: Blasted) -> str:
+    if b.health == "–" and b.error_ratio == "–":
+        return f"{b.service} (no readings)"
+    return f"{b.service} {b.health} · 5xx {b.error_ratio}"

@@ -140,10 +140,28 @@ class PostgresPane(LivePane):
         if self.view == GROUPS:
             return [self._group_row(g) for g in snap.details.get("groups", ())]
         if self.view == LOCKS:
-            return [self._session_row(snap, s, depth, linked=depth == 0) for s, depth in lock_tree(sessions)]
+            return self._lock_rows(snap, lock_tree(sessions))
         return [self._session_row(snap, s) for s in sessions if self.show_idle or s.get("state") != "idle"]
 
-    def _session_row(self, snap: Snapshot, s: Mapping[str, Any], depth: int = 0, linked: bool = False) -> Row:
+    def _lock_rows(self, snap: Snapshot, tree: list[tuple[Mapping[str, Any], int]]) -> list[Row]:
+        """The tree's rows; a root blocker says whose it is and which services
+        the sessions under it belong to: what it is breaking."""
+        rows: list[Row] = []
+        for i, (s, depth) in enumerate(tree):
+            link = ""
+            if depth == 0:
+                under = []
+                for victim, victim_depth in tree[i + 1:]:
+                    if victim_depth == 0:
+                        break
+                    under.append(self.blast(victim.get("application"), victim.get("client")))
+                own = self.blast(s.get("application"), s.get("client"))
+                broken = "; ".join(dict.fromkeys(b for b in under if b))
+                link = " · ".join(p for p in (own, f"blocks {broken}" if broken else "") if p)
+            rows.append(self._session_row(snap, s, depth, link))
+        return rows
+
+    def _session_row(self, snap: Snapshot, s: Mapping[str, Any], depth: int = 0, link: str = "") -> Row:
         blocked, idle = self.colours.style("state-critical"), self.colours.style("state-warning")
         blocked_by = ",".join(str(p) for p in s.get("blocked_by", ()))
         state = s.get("state") or ""
@@ -154,9 +172,8 @@ class PostgresPane(LivePane):
         if depth:
             pid = "  " * (depth - 1) + "└" + pid
         query = plain(s.get("query") or "", limit=300)
-        service = self.blast(s.get("application"), s.get("client")) if linked else ""
-        if service:  # a root blocker: whose it is and what it breaks, before its query
-            query = plain(f"⇢ {service} · ", blocked) + query
+        if link:  # a root blocker: whose it is and what it breaks, before its query
+            query = plain(f"⇢ {link} · ", blocked, limit=200) + query
         return (f"session/{s.get('pid')}", (
             plain(pid), plain(self.SHORT_STATE.get(state, state), style), plain(duration(_seconds(s))),
             plain(blocked_by, blocked), query,
