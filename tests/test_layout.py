@@ -255,3 +255,11 @@ def test_console_quits_cleanly_when_the_terminal_hangs_up(tmp_path):
         raise AssertionError("the console kept running after the terminal hung up")
     # 0: it quit through the app (as `q` does); SIGHUP unwinding would be 129.
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_readme_names_every_binding_id():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [i for i in BINDING_IDS if f"`{i}`" not in readme]
+    assert not missing, f"README.md does not list the binding ids {missing}"
