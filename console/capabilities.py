@@ -128,9 +128,11 @@ class CacheFlushing(Protocol):
 
 @runtime_checkable
 class ClientKilling(Protocol):
-    """``CLIENT KILL ADDR ip:port``: disconnects one client."""
+    """``CLIENT KILL ID <id>``: disconnects one client, named by the ID Redis
+    gave its connection (unique for the server's life; an address is not:
+    every unix-socket client has the same ``/path:0``)."""
 
-    async def kill_client(self, address: str) -> Any: ...
+    async def kill_client(self, client_id: int) -> Any: ...
 
 
 # ---- HTTP and Prometheus ------------------------------------------------------------
@@ -180,9 +182,12 @@ class WorkloadRestarting(InNamespace, Protocol):
 @runtime_checkable
 class WorkloadUndoing(InNamespace, Protocol):
     """Rolls a Deployment back to a revision (the previous one when None), as
-    ``kubectl rollout undo`` does: the ReplicaSet's pod template, patched back."""
+    ``kubectl rollout undo`` does: the ReplicaSet's pod template, patched back.
+    Given ``replicaset`` and ``template_digest`` (what a confirmation showed),
+    it refuses any other ReplicaSet, or that one with its template changed."""
 
-    async def undo(self, kind: str, name: str, revision: int | None, namespace: str | None = None) -> Any: ...
+    async def undo(self, kind: str, name: str, revision: int | None, namespace: str | None = None,
+                   replicaset: str | None = None, template_digest: str | None = None) -> Any: ...
 
 
 @runtime_checkable

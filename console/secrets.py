@@ -213,6 +213,14 @@ def redact_cut(text: str, limit: int) -> str:
     return REGISTRY.redact_cut(text, limit)
 
 
+def without_cut_secret(text: str) -> str:
+    """``text`` (already redacted) without a tail that begins a secret: what
+    is left when someone else (Redis, a server's own limit) cut one short."""
+    if REGISTRY.pattern() is None:  # also brings its forms up to date
+        return text
+    return text[:REGISTRY._start_of_cut_secret(text)]
+
+
 def redact_data(value: Any) -> Any:
     """``value`` with every string in it redacted, keys included, recursively."""
     if isinstance(value, str):

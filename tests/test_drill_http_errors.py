@@ -404,3 +404,33 @@ async def test_real_prometheus_breakdown(real_prometheus, client):
         rows = await breakdown()
     assert [r[:2] for r in rows[:2]] == [("/pay", "500"), ("/cart", "200")], rows
     json.dumps([list(r) for r in rows])
+
+
+async def test_a_secret_across_the_kept_bodys_cut_leaves_no_piece_on_screen():
+    """Found by a red team: the body was cut at BODY_KEPT before redaction,
+    and a configured token echoed across the cut showed its head."""
+    import httpx
+
+    from console import secrets
+    from console.config import ServiceTarget
+    from console.screens.detail import text_lines
+    from console.sources.http import HealthCheck
+    from console.sources.http_detail import BODY_KEPT
+    from httpfaults import FaultServer, Reply
+
+    token = "tok-SUPERSECRET-0123456789abcdef"
+    secrets.add(token)
+    try:
+        head = b"".join(b"x" * 900 + b"\n" for _ in range(9))
+        for shift in range(0, len(token), 5):  # the cut falls at every point of the token
+            filler = b"echo: " + b"y" * (BODY_KEPT - len(head) - 6 - 22 - shift)
+            body = head + filler + f"Authorization: Bearer {token}\n".encode()
+            with FaultServer({"/debug": Reply(500, body, "text/plain")}) as server:
+                async with httpx.AsyncClient() as client:
+                    check = HealthCheck(ServiceTarget("api", server.url("/debug"), 1.0), client)
+                    await check.poll()
+                    detail = await check.drill("check")
+            shown = "\n".join(text_lines(s.text).plain for s in detail.sections if s.text)
+            assert token[:8] not in shown, shift
+    finally:
+        secrets.forget()

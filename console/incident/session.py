@@ -342,7 +342,7 @@ class IncidentSession:
         from console.playbooks.model import Step
 
         return Step(id=f"{ref.kind}.{change.action}", title=change.label, kind="action", action=change.action,
-                    params=change.params, source=ref.source, confirm=change.confirm)
+                    params=change.params, source=ref.source, confirm=change.confirm, literal=True)
 
     def confirmation(self, ref: RowRef, change: Change) -> tuple[str, list[str], str]:
         """(title, what the confirmation shows, what must be typed); raises

@@ -47,7 +47,10 @@ class ActionSpec:
         return frozenset(p for group in self.one_of for p in group) | self.optional
 
 
-_SESSION_FILTER = frozenset({"older_than_s", "database", "user", "application_name"})
+# From a pane: ``backend_start`` pins a pid to the session that was shown (a pid
+# is reused once its backend ends); ``pids`` keeps a state filter to the
+# sessions the confirmation listed.
+_SESSION_FILTER = frozenset({"older_than_s", "database", "user", "application_name", "backend_start", "pids"})
 ACTIONS: Mapping[str, ActionSpec] = MappingProxyType({
     # pid: one backend; state (+ older_than_s, database, user, application_name):
     # every matching backend except the console's own.
@@ -56,14 +59,15 @@ ACTIONS: Mapping[str, ActionSpec] = MappingProxyType({
     "cancel_backend": ActionSpec("postgres", (("pid", "state"),), _SESSION_FILTER,
                                  integers=frozenset({"pid"}), numbers=frozenset({"older_than_s"})),
     "flush_db": ActionSpec("redis", (), frozenset({"db"}), integers=frozenset({"db"})),
-    "rollout_undo": ActionSpec("kubernetes", (("deployment",),), frozenset({"namespace", "to_revision"}),
+    "rollout_undo": ActionSpec("kubernetes", (("deployment",),),
+                               frozenset({"namespace", "to_revision", "replicaset", "template_digest"}),
                                integers=frozenset({"to_revision"})),
     "rollout_restart": ActionSpec("kubernetes", (("deployment", "statefulset"),), frozenset({"namespace"})),
     "scale": ActionSpec("kubernetes", (("deployment", "statefulset"), ("replicas",)), frozenset({"namespace"}),
                         integers=frozenset({"replicas"})),
     "delete_pod": ActionSpec("kubernetes", (("pod",),), frozenset({"namespace"})),
-    # One client, by the ip:port CLIENT LIST shows as addr.
-    "client_kill": ActionSpec("redis", (("address",),)),
+    # One client, by the id CLIENT LIST shows (unique; an addr is not); its addr is only shown.
+    "client_kill": ActionSpec("redis", (("id",),), frozenset({"address"}), integers=frozenset({"id"})),
     "shell": ActionSpec(None, any_params=True),
 })
 
@@ -166,6 +170,9 @@ class Step:
     confirm: str | None = None  # what the operator types to confirm; a template
     condition: Condition | None = None  # ticks the step when it holds
     line: int = 0
+    # A change made from a pane: its params and confirm are values read from a
+    # live system (an application named "batch-{pid}"), never templates.
+    literal: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))

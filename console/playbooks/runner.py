@@ -124,6 +124,8 @@ class StepRunner:
 
     def values_needed(self, step: Step) -> list[str]:
         """The template placeholders the operator fills in, in order, each once."""
+        if step.literal:
+            return []
         names: list[str] = []
         if step.kind == "command" or step.action == "shell":
             names += [n for n in shell.placeholders(step.command or "") if n not in step.params]
@@ -290,7 +292,7 @@ class StepRunner:
         missing = [n for n in self.values_needed(step) if n not in given]
         if missing:
             raise Refused("no value given for " + ", ".join(f"{{{n}}}" for n in missing))
-        params = {k: _fill(v, given) for k, v in step.params.items()}
+        params = dict(step.params) if step.literal else {k: _fill(v, given) for k, v in step.params.items()}
         if step.kind == "command" or step.action == "shell":
             plan = self._shell_plan(step, given, params)
         elif step.action in ("terminate_backend", "cancel_backend"):
@@ -312,6 +314,8 @@ class StepRunner:
                       source: Source | None = None) -> str:
         if not step.confirm:
             return default
+        if step.literal:
+            return step.confirm
         known = {**{k: str(v) for k, v in params.items()}, "source": _name(source, step) or "", **given}
         return TEMPLATE.sub(lambda m: known.get(m.group(1), m.group(0)), step.confirm).strip()
 
@@ -335,17 +339,27 @@ class StepRunner:
         verb = "pg_terminate_backend" if step.action == "terminate_backend" else "pg_cancel_backend"
         if "pid" in params:
             pid = _whole(params["pid"], "pid", minimum=1)
+            backend_start = _timestamp(params.get("backend_start"))
             what = f"{step.action} pid {pid} on {source.name}"
+            if backend_start is not None:
+                what += f" (the session connected at {backend_start})"
 
             async def one() -> StepResult:
                 started = time.perf_counter()
                 try:
-                    rows = await source.execute_action(f"SELECT {verb}(%s)", [pid])
+                    if backend_start is None:
+                        rows = await source.execute_action(f"SELECT {verb}(%s)", [pid])
+                    else:
+                        rows = await source.execute_action(_ONE_SQL.format(verb=verb),
+                                                           {"pid": pid, "started": backend_start})
                 except ProbeError as exc:
                     return StepResult(False, "", str(exc), _since(started))
                 if rows.rows and rows.rows[0][0] is True:
                     done = "terminated" if step.action == "terminate_backend" else "cancelled the query of"
                     return StepResult(True, f"{done} backend {pid}", None, _since(started))
+                if backend_start is not None and not rows.rows:
+                    return StepResult(False, "", f"backend {pid} is not the session shown: it ended (or its pid "
+                                      "now belongs to another session); nothing was signalled", _since(started))
                 return StepResult(False, "", f"backend {pid} was not signalled (no such backend, "
                                   "or not allowed)", _since(started))
             return _Plan("action", what, str(pid), self._confirmation(step, str(pid), params, given, source),
@@ -356,8 +370,10 @@ class StepRunner:
         filters = {"state": state,
                    "older": None if params.get("older_than_s") is None else _number(params["older_than_s"], "older_than_s"),
                    "database": _optional_str(params.get("database")), "user": _optional_str(params.get("user")),
-                   "app": _optional_str(params.get("application_name"))}
-        shown = ", ".join(f"{k}={v}" for k, v in filters.items() if v is not None)
+                   "app": _optional_str(params.get("application_name")), "pids": _pids(params.get("pids"))}
+        shown = ", ".join(f"{k}={v}" for k, v in filters.items() if v is not None and k != "pids")
+        if filters["pids"] is not None:
+            shown += f", and only the {len(filters['pids'])} sessions listed"
         what = f"{step.action} every session with {shown} on {source.name}"
         sql = _SESSIONS_SQL.format(verb=verb)
 
@@ -388,16 +404,20 @@ class StepRunner:
                      self._confirmation(step, target, params, given, source), None, flush)
 
     def _client_kill_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
+        # The id picks the client (unique); the address is only shown: every
+        # unix-socket client has the same one.
         source = self._need_source(step, ClientKilling)
-        address = str(params.get("address", ""))
-        if not REDIS_ADDRESS.match(address):
+        client_id = _whole(params.get("id", ""), "id")
+        address = None if params.get("address") is None else str(params["address"])
+        if address is not None and not REDIS_ADDRESS.match(address):
             raise Refused(f"not a Redis client address (ip:port): {address[:60]!r}")
+        shown = f"{client_id} ({address})" if address else str(client_id)
 
         async def kill() -> StepResult:
-            return await _api_call(lambda: source.kill_client(address),
-                                   f"disconnected client {address} from {source.name}")
-        return _Plan("action", f"CLIENT KILL ADDR {address} on {source.name}", address,
-                     self._confirmation(step, address, params, given, source), None, kill)
+            return await _api_call(lambda: source.kill_client(client_id),
+                                   f"disconnected client {shown} from {source.name}")
+        return _Plan("action", f"CLIENT KILL ID {shown} on {source.name}", f"client {shown}",
+                     self._confirmation(step, address or str(client_id), params, given, source), None, kill)
 
     def _kubernetes_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
         if step.action == "rollout_undo" and isinstance(self.resolve(step), WorkloadUndoing):
@@ -458,13 +478,22 @@ class StepRunner:
         namespace = self._namespace(source, params)
         revision = None if params.get("to_revision") is None else _whole(params["to_revision"], "to_revision",
                                                                          minimum=1)
+        # What the confirmation showed (a pane's undo names both): the run refuses anything else.
+        replicaset, digest = params.get("replicaset"), params.get("template_digest")
+        if replicaset is not None and not (isinstance(replicaset, str) and KUBE_NAME.fullmatch(replicaset)):
+            raise Refused(f"not a Kubernetes replicaset name: {str(replicaset)[:60]!r}")
+        if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+            raise Refused(f"template_digest must be a sha256 in hex, not {str(digest)[:70]!r}")
         to = f"revision {revision}" if revision is not None else "the previous revision"
         where = f"deployment/{name} in {namespace}"
+        pins = ([f"ReplicaSet {replicaset}"] if replicaset is not None else []) + \
+            ([f"template sha256 {digest[:16]}"] if digest is not None else [])
+        pinned = f" ({', '.join(pins)})" if pins else ""
 
         async def undo() -> StepResult:
-            return await _api_call(lambda: source.undo("deployment", name, revision, namespace),
-                                   f"rolled {where} back to {to}")
-        return _Plan("action", f"rollout undo {where} to {to}", f"deployment/{name}",
+            return await _api_call(lambda: source.undo("deployment", name, revision, namespace, replicaset, digest),
+                                   f"rolled {where} back to {to}{pinned}")
+        return _Plan("action", f"rollout undo {where} to {to}{pinned}", f"deployment/{name}",
                      self._confirmation(step, name, params, given, source), None, undo)
 
     def _need_source(self, step: Step, capability: type[Capability]) -> Capability:
@@ -554,7 +583,13 @@ WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
   AND (%(database)s::text IS NULL OR datname = %(database)s::text)
   AND (%(user)s::text IS NULL OR usename = %(user)s::text)
   AND (%(app)s::text IS NULL OR application_name = %(app)s::text)
+  AND (%(pids)s::int[] IS NULL OR pid = ANY(%(pids)s::int[]))
 ORDER BY state_change
+"""
+# One backend, and only the session that was shown when it says when it started.
+_ONE_SQL = """
+SELECT {verb}(pid) FROM pg_stat_activity
+WHERE pid = %(pid)s AND (%(started)s::timestamptz IS NULL OR backend_start = %(started)s::timestamptz)
 """
 
 
@@ -593,6 +628,25 @@ def _number(value: Any, name: str) -> float:
     if not number >= 0 or number == float("inf"):
         raise Refused(f"{name} must be a number of seconds, not {str(value)[:40]!r}")
     return number
+
+
+def _pids(value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value:
+        raise Refused("pids must be a non-empty list of backend pids")
+    return [_whole(v, "pid", minimum=1) for v in value]
+
+
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{2}(:?\d{2})?|Z)?$")
+
+
+def _timestamp(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not TIMESTAMP.match(str(value)):
+        raise Refused(f"not a timestamp: {str(value)[:40]!r}")
+    return str(value)
 
 
 def _optional_str(value: Any) -> str | None:

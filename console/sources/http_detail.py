@@ -160,7 +160,9 @@ class CheckRecord:
         headers = tuple((name, shown_header(name, value)) for name, value in seen.headers)
         self.last = LastResponse(
             at=self.clock(), url=url, status=got.status, latency_ms=got.latency_ms,
-            body=got.text(limit=BODY_KEPT), body_bytes=len(got.body), body_cut=got.truncated,
+            # Cut where no piece of a secret is left: a token echoed across the cut showed its head.
+            body=secrets.redact_cut(got.text(limit=BODY_KEPT * 2), BODY_KEPT), body_bytes=len(got.body),
+            body_cut=got.truncated,
             observed=replace(seen, headers=headers),
             redirect_error=got.redirect_error)
 

@@ -157,15 +157,20 @@ class WorkloadWatch(Source, KubernetesReading, WorkloadScaling, WorkloadRestarti
         method = f"patch_namespaced_{_WORKLOADS[kind]}"
         return await self._patch(method, name, namespace, body, "application/strategic-merge-patch+json")
 
-    async def undo(self, kind: str, name: str, revision: int | None, namespace: str | None = None) -> dict:
-        """Put a revision's pod template back (the previous one when None), as ``kubectl rollout undo`` does."""
+    async def undo(self, kind: str, name: str, revision: int | None, namespace: str | None = None,
+                   replicaset: str | None = None, template_digest: str | None = None) -> dict:
+        """Put a revision's pod template back (the previous one when None), as ``kubectl rollout undo`` does.
+
+        With ``replicaset`` and ``template_digest`` (what the confirmation
+        showed), only that ReplicaSet with that template: edited or replaced
+        since, nothing is patched (ProbeError)."""
         if kind != "deployment":
             raise ProbeError(f"rollout undo rolls back Deployments, not a {kind}")
         from console.sources import kubernetes_detail  # built on this module: imported when used
 
         where = namespace or self.namespace
         return await self._call(lambda api, left: kubernetes_detail.roll_back(
-            api, where, name, revision, time.monotonic() + left))
+            api, where, name, revision, time.monotonic() + left, replicaset, template_digest))
 
     async def delete_pod(self, name: str, namespace: str | None = None) -> dict:
         """DELETE one pod; its controller, if it has one, makes a new one."""

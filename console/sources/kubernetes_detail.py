@@ -37,12 +37,17 @@ typing the workload's or the pod's name.
 
 from __future__ import annotations
 
+import codecs
 import copy
+import hashlib
+import json
 import re
+import shlex
 import time
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from console import secrets
 from console.drill import Change, Detail, NoSuchRow, Opening, Section
 from console.sources.base import ProbeError
 from console.sources.kubernetes import (READABLE, _age, _containers, _get, _is_problem, _json, _last_seen, _list,
@@ -51,6 +56,9 @@ from console.sources.kubernetes import (READABLE, _age, _containers, _get, _is_p
 LOG_LINES = 200
 # A line can be megabytes (a stack trace, a JSON dump): the bytes are bounded too.
 LOG_BYTES = 64 * 1024
+# Read past the cut, so that a secret the cut falls inside is redacted whole
+# (and then dropped) rather than shown in part: no secret form is this long.
+LOG_SLACK = 16 * 1024
 MAX_EVENTS = 50
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -113,8 +121,8 @@ class Reads:
 
         try:
             response = client.CoreV1Api(self.api).read_namespaced_pod_log(
-                pod, self.namespace, container=container, previous=previous, tail_lines=LOG_LINES,
-                limit_bytes=LOG_BYTES, _preload_content=False, _request_timeout=self.seconds_left())
+                pod, self.namespace, container=container, previous=previous, tail_lines=LOG_LINES + 1,
+                limit_bytes=LOG_BYTES + LOG_SLACK, _preload_content=False, _request_timeout=self.seconds_left())
         except ApiException as exc:
             if exc.status == 404:
                 raise NoSuchRow(f"pod/{pod} is gone from {self.namespace}") from None
@@ -181,10 +189,16 @@ def _workload(reads: Reads, kind: str, name: str, view: str | None, revision: st
     return workload_view(kind, workload, reads.pods_of(kind, workload), history, now)
 
 
-def roll_back(api: Any, namespace: str, name: str, revision: int | None, deadline: float) -> dict:
+def roll_back(api: Any, namespace: str, name: str, revision: int | None, deadline: float,
+              replicaset: str | None = None, template_digest: str | None = None) -> dict:
     """Put a ReplicaSet's pod template back into its Deployment, as ``kubectl
     rollout undo`` does: a JSON patch that replaces ``spec.template`` only if
-    the Deployment has not changed since it was read."""
+    the Deployment has not changed since it was read.
+
+    ``replicaset`` and ``template_digest`` are what the confirmation showed
+    (:func:`template_digest` of the ReplicaSet then): the target is picked as
+    the preview picked it (:func:`rollback_target`), and nothing is patched
+    unless it is still that ReplicaSet with that template."""
     from kubernetes import client
 
     reads = Reads(api, namespace, deadline)
@@ -194,11 +208,16 @@ def roll_back(api: Any, namespace: str, name: str, revision: int | None, deadlin
         raise ProbeError(str(gone)) from None
     if _get(deployment, "spec", "paused"):
         raise ProbeError(f"deployment/{name} is paused: resume it before rolling back (as kubectl requires)")
-    target = _rollback_target(deployment, reads.history(deployment), revision)
-    template = copy.deepcopy(_get(target, "spec", "template") or {})
-    labels = _get(template, "metadata", "labels")
-    if isinstance(labels, dict):
-        labels.pop("pod-template-hash", None)  # the ReplicaSet's own, not the Deployment's
+    target = rollback_target(deployment, reads.history(deployment), revision)
+    shown = revision if revision is not None else _revision(target)
+    changed = f"revision {shown}'s template changed since it was shown; open the deployment again"
+    if replicaset is not None and _name(target) != replicaset:
+        raise ProbeError(f"{changed} (it was ReplicaSet {replicaset}, it is now {_name(target)}): "
+                         "nothing was rolled back")
+    if template_digest is not None and digest_of(target) != template_digest:
+        raise ProbeError(f"{changed} (ReplicaSet {_name(target)} was edited or replaced since): "
+                         "nothing was rolled back")
+    template = pod_template(target)
     if template == _get(deployment, "spec", "template"):
         raise ProbeError(f"deployment/{name} already runs revision {_revision(target)}'s pod template: "
                          "nothing was rolled back")
@@ -212,18 +231,52 @@ def roll_back(api: Any, namespace: str, name: str, revision: int | None, deadlin
     return _json(response)
 
 
-def _rollback_target(deployment: dict, history: list[dict], revision: int | None) -> dict:
-    name = _get(deployment, "metadata", "name")
+class AmbiguousRevision(ProbeError):
+    """Two ReplicaSets of one Deployment claim the same revision: which one an
+    undo would put back depends on the order the API lists them in."""
+
+
+def rollback_target(deployment: dict, history: list[dict], revision: int | None) -> dict:
+    """The ReplicaSet an undo to ``revision`` (the previous one when None) puts
+    back. The one choice both the confirmation's preview and the run make, so
+    that what runs is what was shown. ProbeError when there is none;
+    AmbiguousRevision when more than one ReplicaSet claims the revision."""
+    name = _name(deployment)
     if revision is None:
-        found = _previous(deployment, history)
-        if found is None:
+        current = _current_revision(deployment, history)
+        older = [_revision(rs) for rs in history if 0 < _revision(rs) < current]
+        if not older:
             raise ProbeError(f"deployment/{name} has no previous revision to roll back to")
-        return found
-    found = next((rs for rs in history if _revision(rs) == revision), None)
-    if found is None:
+        revision = max(older)
+    found = [rs for rs in history if _revision(rs) == revision]
+    if not found:
         kept = ", ".join(str(_revision(rs)) for rs in history) or "none"
         raise ProbeError(f"deployment/{name} has no revision {revision} (revisions kept: {kept})")
-    return found
+    if len(found) > 1:
+        names = sorted(_name(rs) for rs in found)
+        raise AmbiguousRevision(f"deployment/{name}: {len(found)} ReplicaSets claim revision {revision} "
+                                f"({' and '.join(names) if len(names) == 2 else ', '.join(names)}): "
+                                "which one an undo puts back is ambiguous, so none is; remove or fix the stray one")
+    return found[0]
+
+
+def pod_template(rs: dict) -> dict:
+    """The pod template an undo puts back: the ReplicaSet's, without its
+    ``pod-template-hash`` label (the ReplicaSet's own, not the Deployment's)."""
+    template = copy.deepcopy(_get(rs, "spec", "template") or {})
+    labels = _get(template, "metadata", "labels")
+    if isinstance(labels, dict):
+        labels.pop("pod-template-hash", None)
+    return template
+
+
+def digest_of(rs: dict) -> str:
+    """sha256 (hex) of the ReplicaSet's uid and the pod template an undo to it
+    puts back, as canonical JSON: the identity a confirmation shows and the run
+    checks. Another ReplicaSet, or this one edited, has another digest."""
+    body = {"uid": _get(rs, "metadata", "uid"), "template": pod_template(rs)}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
 # ---- the views: JSON in, Detail out ------------------------------------------------
@@ -235,7 +288,11 @@ EVENT_COLUMNS = ("age", "type", "reason", "count", "message")
 
 def workload_view(kind: str, workload: dict, pods: list[dict], history: list[dict], now: datetime) -> Detail:
     name, namespace = _name(workload), _namespace(workload)
-    sections = [Section("Workload", ("field", "value"), _workload_fields(kind, workload, history, now)),
+    fields = _workload_fields(kind, workload, history, now)
+    if kind == "deployment":
+        refused = _undo_offer(workload, history, None)[1]
+        fields += (("undo", refused),) if refused else ()
+    sections = [Section("Workload", ("field", "value"), fields),
                 *_conditions_section(workload, now, with_message=True),
                 Section(f"Pods ({len(pods)})", POD_COLUMNS, tuple(_pod_cells(p, now) for p in pods),
                         drill=tuple(f"pod/{_name(p)}" for p in pods))]
@@ -284,20 +341,23 @@ def workload_describe(kind: str, workload: dict, history: list[dict], events: li
 
 def revision_view(deployment: dict, history: list[dict], revision: int, now: datetime) -> Detail:
     name = _name(deployment)
-    rs = next((rs for rs in history if _revision(rs) == revision), None)
-    if rs is None:
+    claimants = [rs for rs in history if _revision(rs) == revision]
+    if not claimants:
         raise NoSuchRow(f"deployment/{name} has no revision {revision} any more")
     current = _current_revision(deployment, history)
+    changes, refused = ((), "") if revision == current else _undo_offer(deployment, history, revision)
+    rs = claimants[0]
     template = _get(rs, "spec", "template") or {}
-    fields = (("replicaset", _name(rs)), ("created", _when(_get(rs, "metadata", "creationTimestamp"), now)),
+    fields = (("replicaset", ", ".join(_name(c) for c in claimants)),
+              ("created", _when(_get(rs, "metadata", "creationTimestamp"), now)),
               ("change-cause", str(_get(rs, "metadata", "annotations", CHANGE_CAUSE) or "")),
               ("images", _images(template)), ("pods", _rs_pods(rs)),
               ("current", "yes: the Deployment runs this revision" if revision == current else
-               f"no: the Deployment runs revision {current} ({_images(_get(deployment, 'spec', 'template'))})"))
+               f"no: the Deployment runs revision {current} ({_images(_get(deployment, 'spec', 'template'))})"),
+              *((("undo", refused),) if refused else ()))
     containers = tuple((str(c.get("name")), str(c.get("image")), _pairs(_get(c, "resources", "requests")),
                         _pairs(_get(c, "resources", "limits")))
                        for c in _get(template, "spec", "containers") or () if isinstance(c, dict))
-    changes = () if revision == current else (_undo_change(deployment, rs, "U"),)
     return Detail(f"deployment/{name} revision {revision} in {_namespace(deployment)}",
                   (Section(f"Revision {revision}", ("field", "value"), fields),
                    Section("Pod template", ("container", "image", "requests", "limits"), containers)),
@@ -378,9 +438,8 @@ def workload_changes(kind: str, workload: dict, history: list[dict]) -> tuple[Ch
     base = _workload_preview(kind, workload)
     changes = [Change("R", f"Rollout restart {kind}/{name}", "rollout_restart", target, name,
                       base + ("replaces every pod, a few at a time as the update strategy allows",))]
-    previous = _previous(workload, history)
-    if previous is not None:
-        changes.append(_undo_change(workload, previous, "U"))
+    if kind == "deployment":
+        changes.extend(_undo_offer(workload, history, None)[0])
     offered = {desired}
     for key, count in (("0", 0), ("-", desired - 1), ("+", desired + 1), ("2", desired * 2)):
         if count < 0 or count in offered:
@@ -392,14 +451,166 @@ def workload_changes(kind: str, workload: dict, history: list[dict]) -> tuple[Ch
     return tuple(changes)
 
 
+def _undo_offer(deployment: dict, history: list[dict], revision: int | None) -> tuple[tuple[Change, ...], str]:
+    """The ``U`` change to ``revision`` (the previous one when None), or none
+    and why not when two ReplicaSets claim it (no revision to go back to is no
+    reason to say anything)."""
+    try:
+        target = rollback_target(deployment, history, revision)
+    except AmbiguousRevision as exc:
+        return (), str(exc)
+    except ProbeError:
+        return (), ""
+    return (_undo_change(deployment, target, "U"),), ""
+
+
 def _undo_change(deployment: dict, rs: dict, key: str) -> Change:
-    name, revision = _name(deployment), _revision(rs)
+    """Undo to ``rs``: the change names the ReplicaSet and the digest of its
+    template, and the run refuses any other (:func:`roll_back`)."""
+    name, revision, digest = _name(deployment), _revision(rs), digest_of(rs)
     cause = _get(rs, "metadata", "annotations", CHANGE_CAUSE)
     preview = _workload_preview("deployment", deployment) + (
         f"back to revision {revision}: {_images(_get(rs, 'spec', 'template'))}",
-        *([f"revision {revision} was: {cause}"] if cause else []))
+        *([f"revision {revision} was: {cause}"] if cause else []),
+        f"ReplicaSet {_name(rs)}, template sha256 {digest[:16]}: refused if it changes before this runs",
+        *template_diff(_get(deployment, "spec", "template"), pod_template(rs)))
     return Change(key, f"Rollout undo deployment/{name} to revision {revision}", "rollout_undo",
-                  {"deployment": name, "namespace": _namespace(deployment), "to_revision": revision}, name, preview)
+                  {"deployment": name, "namespace": _namespace(deployment), "to_revision": revision,
+                   "replicaset": _name(rs), "template_digest": digest}, name, preview)
+
+
+DIFF_LINES = 12  # lines of template differences a preview shows at most
+_DIFF_WIDTH = 160
+# A container's fields the diff names one by one; any other that differs is named only.
+_SHOWN_FIELDS = ("name", "image", "command", "args", "env", "envFrom", "volumeMounts")
+
+
+def template_diff(current: Any, target: Any, limit: int = DIFF_LINES) -> tuple[str, ...]:
+    """What an undo changes in the pod template besides images, a line each:
+    containers added or removed, their command and args, the names (never the
+    values) of environment variables added, removed or changed, envFrom and
+    volume mounts, the pod's volumes, and the names of any other field that
+    differs. At most ``limit`` lines, each bounded; the screen makes them inert."""
+    current = current if isinstance(current, dict) else {}
+    target = target if isinstance(target, dict) else {}
+    now_spec, then_spec = _dict(current.get("spec")), _dict(target.get("spec"))
+    lines: list[str] = []
+    for key, label in (("initContainers", "init container"), ("containers", "container")):
+        now, then = _by_name(now_spec.get(key)), _by_name(then_spec.get(key))
+        for cname in now:
+            if cname not in then:
+                lines.append(f"{label} {cname} removed")
+        for cname, c in then.items():
+            if cname not in now:
+                lines.append(f"{label} {cname} added: image {c.get('image')}, command {_argv(c.get('command'))}, "
+                             f"args {_argv(c.get('args'))}, env {_env_names(c) or '<none>'}")
+                continue
+            lines += _container_diff(cname, now[cname], c)
+    now_vols, then_vols = _by_name(now_spec.get("volumes")), _by_name(then_spec.get("volumes"))
+    vols = [f"+{_volume(v)}" for n, v in then_vols.items() if n not in now_vols] + \
+           [f"-{n}" for n in now_vols if n not in then_vols] + \
+           [f"~{_volume(v)}" for n, v in then_vols.items() if n in now_vols and now_vols[n] != v]
+    if vols:
+        lines.append("volumes: " + ", ".join(vols))
+    others = sorted(k for k in set(now_spec) | set(then_spec)
+                    if k not in ("containers", "initContainers", "volumes") and now_spec.get(k) != then_spec.get(k))
+    if others:
+        lines.append("pod spec also differs: " + ", ".join(others))
+    now_meta, then_meta = _dict(current.get("metadata")), _dict(target.get("metadata"))
+    for part in ("labels", "annotations"):
+        a, b = _dict(now_meta.get(part)), _dict(then_meta.get(part))
+        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k != "pod-template-hash")
+        if keys:
+            lines.append(f"pod {part} differ: " + ", ".join(map(str, keys)))
+    if not lines:
+        same_images = _images(current) == _images(target)
+        return ("the pod template is the one running now: nothing would change" if same_images else
+                "the whole pod template is replaced: only the images differ",)
+    lines = [_clip(line, _DIFF_WIDTH) for line in lines]
+    if len(lines) > limit:
+        lines = lines[: limit - 1] + [f"… and {len(lines) - limit + 1} more differences"]
+    return ("the whole pod template is replaced; besides images, it changes:", *lines)
+
+
+def _container_diff(cname: str, now: dict, then: dict) -> list[str]:
+    lines = []
+    for field in ("command", "args"):
+        if now.get(field) != then.get(field):
+            lines.append(f"{cname}: {field} {_argv(now.get(field))} → {_argv(then.get(field))}")
+    now_env, then_env = _env(now), _env(then)
+    env = [f"added {', '.join(n for n in then_env if n not in now_env)}"] if set(then_env) - set(now_env) else []
+    env += [f"removed {', '.join(n for n in now_env if n not in then_env)}"] if set(now_env) - set(then_env) else []
+    changed = [n for n in then_env if n in now_env and now_env[n] != then_env[n]]
+    env += [f"changed {', '.join(changed)}"] if changed else []
+    if env:
+        lines.append(f"{cname}: env {'; '.join(env)} (values not shown)")
+    if now.get("envFrom") != then.get("envFrom"):
+        lines.append(f"{cname}: envFrom {_env_from(now)} → {_env_from(then)}")
+    if now.get("volumeMounts") != then.get("volumeMounts"):
+        lines.append(f"{cname}: volume mounts {_mounts(now)} → {_mounts(then)}")
+    others = sorted(k for k in set(now) | set(then) if k not in _SHOWN_FIELDS and now.get(k) != then.get(k))
+    if others:
+        lines.append(f"{cname}: also differs: {', '.join(map(str, others))}")
+    return lines
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _by_name(items: Any) -> dict[str, dict]:
+    return {str(i.get("name")): i for i in items or () if isinstance(i, dict)} if isinstance(items, list) else {}
+
+
+def _argv(value: Any) -> str:
+    if value is None:
+        return "<image default>"
+    if not isinstance(value, list):
+        return _clip(str(value), 60)
+    return "[" + _clip(shlex.join(str(v) for v in value), 60) + "]"
+
+
+def _env(container: dict) -> dict[str, Any]:
+    return {str(e.get("name")): (e.get("value"), e.get("valueFrom")) for e in container.get("env") or ()
+            if isinstance(e, dict)} if isinstance(container.get("env"), list) else {}
+
+
+def _env_names(container: dict) -> str:
+    return _clip(", ".join(_env(container)), 80)
+
+
+def _env_from(container: dict) -> str:
+    refs = []
+    for source in container.get("envFrom") or () if isinstance(container.get("envFrom"), list) else ():
+        if isinstance(source, dict):
+            for kind in ("configMapRef", "secretRef"):
+                if isinstance(source.get(kind), dict):
+                    refs.append(f"{kind[:-3]} {source[kind].get('name')}")
+    return _clip(", ".join(refs), 60) or "<none>"
+
+
+def _mounts(container: dict) -> str:
+    mounts = [f"{m.get('name')}:{m.get('mountPath')}" + (" ro" if m.get("readOnly") else "")
+              for m in container.get("volumeMounts") or () if isinstance(m, dict)] \
+        if isinstance(container.get("volumeMounts"), list) else []
+    return _clip(", ".join(mounts), 60) or "<none>"
+
+
+_VOLUME_REF = ("secretName", "claimName", "name", "path", "server", "medium")
+
+
+def _volume(volume: dict) -> str:
+    """``data (secret db-creds)``, ``root (hostPath /)``: a volume's name, its kind and what it refers to."""
+    kinds = [k for k in volume if k != "name"]
+    if not kinds:
+        return str(volume.get("name"))
+    source = volume[kinds[0]]
+    ref = next((source[k] for k in _VOLUME_REF if isinstance(source, dict) and source.get(k)), "")
+    return f"{volume.get('name')} ({kinds[0]}{f' {ref}' if ref else ''})"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _delete_change(pod: dict) -> Change:
@@ -586,12 +797,6 @@ def _current_revision(deployment: dict, history: list[dict]) -> int:
     return own or max((_revision(rs) for rs in history), default=0)
 
 
-def _previous(deployment: dict, history: list[dict]) -> dict | None:
-    current = _current_revision(deployment, history)
-    older = [rs for rs in history if 0 < _revision(rs) < current]
-    return older[-1] if older else None
-
-
 def _selector(workload: dict) -> str:
     labels = _get(workload, "spec", "selector", "matchLabels") or {}
     return ",".join(f"{k}={v}" for k, v in labels.items())
@@ -644,14 +849,24 @@ def _api_message(exc: Any) -> str:
 
 
 def _bounded_text(response: Any) -> tuple[str, bool]:
-    """At most LOG_BYTES and LOG_LINES, even from a server that ignores the limits."""
+    """At most LOG_BYTES and LOG_LINES, even from a server that ignores the
+    limits; configured secrets redacted *before* either cut, so that none is
+    shown in part. The server sends one line and LOG_SLACK bytes more than
+    are shown: a secret the line cut or the byte cut falls inside is whole
+    in what was read, masked, and then cut away."""
     data = b""
     try:
-        data = response.read(LOG_BYTES + 1)
+        data = response.read(LOG_BYTES + LOG_SLACK + 1)
     finally:
-        if len(data) > LOG_BYTES:
+        if len(data) > LOG_BYTES + LOG_SLACK:
             response.close()  # unread bytes would poison a pooled connection
         response.release_conn()
     cut = len(data) >= LOG_BYTES
-    lines = data[:LOG_BYTES].decode("utf-8", "replace").splitlines(keepends=True)
+    text = data.decode("utf-8", "replace")
+    # As many characters as the first LOG_BYTES bytes hold (not one the cut splits) ...
+    shown = len(codecs.getincrementaldecoder("utf-8")("replace").decode(data[:LOG_BYTES])) if cut else len(text)
+    redacted = secrets.redact_cut(text, shown)
+    # ... and no more bytes: a mask shorter than its secret lets a character or two more in.
+    redacted = redacted.encode("utf-8", "surrogatepass")[:LOG_BYTES].decode("utf-8", "ignore")
+    lines = redacted.splitlines(keepends=True)
     return "".join(lines[-LOG_LINES:]), cut

@@ -56,6 +56,7 @@ SELECT json_build_object(
     'backend_type', a.backend_type, 'state', coalesce(a.state, 'unknown'),
     'wait_event_type', a.wait_event_type, 'wait_event', a.wait_event,
     'backend_start', {_AT.format(a='a', col='backend_start')}, 'backend_s', {_AGE.format(a='a', col='backend_start')},
+    'backend_started_at', to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
     'xact_start', {_AT.format(a='a', col='xact_start')}, 'xact_s', {_AGE.format(a='a', col='xact_start')},
     'query_start', {_AT.format(a='a', col='query_start')}, 'query_s', {_AGE.format(a='a', col='query_start')},
     'state_change', {_AT.format(a='a', col='state_change')}, 'state_s', {_AGE.format(a='a', col='state_change')},
@@ -70,9 +71,9 @@ FROM pg_stat_activity a
 WHERE a.pid = %(pid)s
 """
 
-# A group's sessions, and the sessions its terminate change would hit: the
-# runner matches state, application and user, not the client address, so the
-# confirmation must preview those, not the group's own.
+# A group's sessions, and the sessions its terminate change would hit: its
+# idle members, by pid (the runner signals only those of them still idle,
+# with the same application and user: never a session the preview did not list).
 GROUP_SQL = f"""
 WITH clients AS (
     SELECT * FROM pg_stat_activity
@@ -84,9 +85,7 @@ members AS (
       AND coalesce(host(a.client_addr), 'local') = %(address)s::text
 ),
 targets AS (
-    SELECT * FROM clients a
-    WHERE a.state = 'idle' AND a.application_name = %(app)s::text
-      AND (%(user)s::text IS NULL OR a.usename = %(user)s::text)
+    SELECT * FROM members a WHERE a.state = 'idle'
 )
 SELECT json_build_object(
     'members', (SELECT coalesce(json_agg(listed.m ORDER BY listed.n), '[]') FROM (
@@ -96,7 +95,8 @@ SELECT json_build_object(
     'targets', (SELECT coalesce(json_agg(hit.t ORDER BY hit.n), '[]') FROM (
         SELECT {_brief('a')} AS t, row_number() OVER (ORDER BY a.state_change, a.pid) AS n
         FROM targets a) AS hit WHERE hit.n <= {PREVIEW_SESSIONS}),
-    'target_count', (SELECT count(*) FROM targets))
+    'target_count', (SELECT count(*) FROM targets),
+    'target_pids', (SELECT coalesce(json_agg(pid ORDER BY pid), '[]') FROM targets))
 """
 
 
@@ -148,6 +148,11 @@ async def drill(row: str, read: ReadRecord) -> Detail:
     raise NoSuchRow(f"not a PostgreSQL row: {inert(row, 60)!r}")
 
 
+def _one(s: Mapping[str, Any]) -> dict[str, Any]:
+    """This session and no other: a pid is reused once its backend ends."""
+    return {"pid": int(s["pid"]), **({"backend_start": s["backend_started_at"]} if s.get("backend_started_at") else {})}
+
+
 def session_detail(s: Mapping[str, Any]) -> Detail:
     pid = int(s["pid"])
     return Detail(
@@ -158,9 +163,8 @@ def session_detail(s: Mapping[str, Any]) -> Detail:
             _sessions("Blocks", s.get("blocks") or ()),
         ) if section is not None),
         changes=(
-            Change("C", f"Cancel the query of session {pid}", "cancel_backend", {"pid": pid}, str(pid),
-                   _preview(s)),
-            Change("K", f"Terminate session {pid}", "terminate_backend", {"pid": pid}, str(pid), _preview(s)),
+            Change("C", f"Cancel the query of session {pid}", "cancel_backend", _one(s), str(pid), _preview(s)),
+            Change("K", f"Terminate session {pid}", "terminate_backend", _one(s), str(pid), _preview(s)),
         ),
         # For the app to link the session to the service it belongs to (blast
         # radius): the client as ip:port, or 'local' for a Unix socket.
@@ -234,7 +238,8 @@ def group_detail(app: str, user: str | None, address: str, record: Mapping[str, 
     return Detail(
         title=f"{named} · {inert(user or '–', 40)} · {address}",
         sections=tuple(sections),
-        changes=(_terminate_idle(app, user, record),),
+        # Nothing idle, nothing to offer: a change that can hit no one is noise.
+        changes=(_terminate_idle(app, user, record),) if record.get("target_pids") else (),
         # Blast radius, as for one session: a member's ip:port names the group's
         # address in the form the config's matcher reads (a bare IPv6 one it would misread).
         extra={"application": app, "client": members[0].get("client") if members else address,
@@ -246,11 +251,13 @@ def _terminate_idle(app: str, user: str | None, record: Mapping[str, Any]) -> Ch
     count = int(record.get("target_count") or 0)
     targets = record.get("targets") or ()
     named = f"application {inert(app, 60)}" if app else "no application name"
-    params: dict[str, Any] = {"state": "idle", "application_name": app}
+    params: dict[str, Any] = {"state": "idle", "application_name": app,
+                              "pids": [int(p) for p in record.get("target_pids") or ()]}
     if user:
         params["user"] = user
     who = f"{named}" + (f", user {inert(user, 40)}" if user else "")
-    preview = [f"{count} idle sessions of {who}, from any client address, right now:",
+    preview = [f"{count} idle sessions of {who} from this client address, right now "
+               "(only these, and only while still idle):",
                *(f"  {line}" for line in _target_lines(targets)),
                *([f"  … and {count - len(targets)} more"] if count > len(targets) else [])]
     return Change("K", f"Terminate {count} idle sessions of {who}", "terminate_backend", params,

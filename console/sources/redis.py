@@ -100,14 +100,17 @@ class RedisSource(Source, RedisProbing, CacheFlushing, Drilling, ClientKilling):
         read = read_for(self.name, row)
         return read.build(await self._commands(list(read.commands), self.timeout))
 
-    async def kill_client(self, address: str) -> Any:
-        """``CLIENT KILL ADDR ip:port`` and nothing else: the filter form
-        (the legacy ``CLIENT KILL ip:port`` is ambiguous with filters) with no
-        other filter, so one address is all it can hit; SKIPME (the default)
+    async def kill_client(self, client_id: int) -> Any:
+        """``CLIENT KILL ID <id>`` and nothing else: the filter form with no
+        other filter, so one client is all it can hit. An ID, never an
+        address: every unix-socket client has the same ``/path:0``, and
+        ``CLIENT KILL ADDR`` would disconnect them all. SKIPME (the default)
         spares the console's own connection."""
-        killed = await self._command(("CLIENT", "KILL", "ADDR", address), self.timeout)
+        if isinstance(client_id, bool) or not isinstance(client_id, int) or client_id < 0:
+            raise ProbeError(f"not a Redis client id: {str(client_id)[:40]!r}")
+        killed = await self._command(("CLIENT", "KILL", "ID", str(client_id)), self.timeout)
         if killed == 0:
-            raise ProbeError(f"no client at {address}: it had already disconnected")
+            raise ProbeError(f"no client with id {client_id}: it had already disconnected")
         return killed
 
     async def _command(self, argv: tuple[str, ...], timeout: float) -> Any:

@@ -9,18 +9,26 @@ so the parsing is tested without a server.
 Replies are hostile: a client name may be ``[red]x[/]``, a SLOWLOG argument
 may hold escapes and newlines. They stay ``str`` here (bytes decoded with
 replacement characters, long arguments cut); the screen makes them inert.
+A SLOWLOG argument may also be a configured secret (an AUTH, a SET of a
+token): it is redacted before it is cut, since a cut secret's remaining
+prefix is no longer a form the screen's redaction recognises.
+
+A client is named by its CLIENT ID (``client/<id>``), never by its address
+alone: every unix-socket client has the same address, ``/path:0``.
 redis-py speaks RESP2 or RESP3 depending on its version, so maps arrive as
 either a dict or a flat key/value list: both are read.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from console.drill import Change, Detail, NoSuchRow, Section
 from console.readings import duration, number, percent, size
+from console import secrets
 
 SLOWLOG_ENTRIES = 128
 # A detail of 10,000 clients helps nobody and costs a screen redraw each:
@@ -28,6 +36,9 @@ SLOWLOG_ENTRIES = 128
 CLIENTS_SHOWN = 500
 ARG_CHARS = 60       # one SLOWLOG argument (Redis itself cuts at 128 bytes)
 COMMAND_CHARS = 200  # a SLOWLOG command line, all arguments joined
+READ_CHARS = 4096    # of one reply string, at most, redacted whole (Redis's own are far shorter)
+# How Redis ends a SLOWLOG argument it cut (after 128 bytes).
+REDIS_CUT = re.compile(r"\.\.\. \((\d+) more bytes\)\Z")
 
 # CLIENT LIST fields that are byte counts or seconds, written as such.
 CLIENT_SIZES = frozenset({"qbuf", "qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp", "obl", "omem", "tot-mem"})
@@ -53,7 +64,10 @@ def read_for(source: str, row: str) -> Read:
     """The read behind a row id; NoSuchRow for one this source never makes."""
     view, _, rest = row.partition("/")
     if view == "client" and rest:
-        return Read((("CLIENT", "LIST"), ("CLIENT", "ID")), lambda r: client_detail(source, rest, r[0], r[1]))
+        if rest.isascii() and rest.isdigit():
+            return Read((("CLIENT", "LIST"), ("CLIENT", "ID")), lambda r: client_detail(source, rest, r[0], r[1]))
+        # A SLOWLOG entry knows only its client's address.
+        return Read((("CLIENT", "LIST"), ("CLIENT", "ID")), lambda r: client_at_detail(source, rest, r[0], r[1]))
     views: dict[str, Read] = {
         "slowlog": Read((("SLOWLOG", "GET", str(SLOWLOG_ENTRIES)),), lambda r: slowlog_detail(source, r[0])),
         "clients": Read((("CLIENT", "LIST"), ("CLIENT", "ID")), lambda r: clients_detail(source, r[0], r[1])),
@@ -72,7 +86,8 @@ def read_for(source: str, row: str) -> Read:
 def slowlog_detail(source: str, reply: Any) -> Detail:
     entries = [_slow_entry(e) for e in (reply or ()) if isinstance(e, (list, tuple)) and len(e) >= 4]
     rows = tuple((e["id"], e["when"], e["took"], e["command"], e["addr"], e["name"]) for e in entries)
-    # A slow command's client may still be connected: Enter opens it (or says it left).
+    # A slow command's client may still be connected: Enter opens it (or says
+    # it left). SLOWLOG names it by address only: the client at that address.
     drill = tuple(f"client/{e['addr']}" if e["addr"] else "" for e in entries)
     section = Section(f"SLOWLOG GET {SLOWLOG_ENTRIES}: {len(rows)} entries, newest first",
                       ("id", "when (UTC)", "took", "command", "client", "name"), rows,
@@ -89,8 +104,33 @@ def _slow_entry(entry: Sequence[Any]) -> dict[str, str]:
 
 
 def command_line(args: Iterable[Any]) -> str:
-    """A logged command as one cut line: each argument cut, then the whole."""
-    return _cut(" ".join(_cut(_text(a), ARG_CHARS) for a in args), COMMAND_CHARS)
+    """A logged command as one cut line: each argument redacted and cut, then the whole.
+
+    Redacted before each cut: a secret the cut fell inside would leave a
+    prefix that no redaction matches any more.
+    """
+    return _cut(_redacted(" ".join(_cut(_logged_arg(a), ARG_CHARS) for a in args)), COMMAND_CHARS)
+
+
+def _logged_arg(arg: Any) -> str:
+    """A SLOWLOG argument, redacted. Redis already cut one longer than 128
+    bytes: a secret running past that cut left a prefix that no secret form
+    matches, so a tail that begins one is dropped."""
+    text = _text(arg)
+    redis_cut = REDIS_CUT.search(text)
+    if redis_cut is None:
+        return _redacted(text)
+    kept = secrets.redact(text[: redis_cut.start()].rstrip("\ufffd"))  # a character Redis cut in two
+    whole = secrets.without_cut_secret(kept)
+    return kept + redis_cut.group(0) if whole == kept else whole + "…"
+
+
+def _redacted(text: str) -> str:
+    """``text`` with every configured secret masked before anything cuts it:
+    a cut secret's remaining prefix is no form that redaction recognises."""
+    if len(text) <= READ_CHARS:
+        return secrets.redact(text)
+    return secrets.redact_cut(text, READ_CHARS) + "…"
 
 
 def micros(value: Any) -> str:
@@ -136,12 +176,11 @@ def clients_detail(source: str, reply: Any, own_id: Any) -> Detail:
                        ("name", "host", "clients", "max idle", "omem", "qbuf"), tuple(groups))
     heaviest = sorted(clients, key=lambda c: (-_int(c, "omem") - _int(c, "qbuf"), -_int(c, "idle")))
     shown = heaviest[:CLIENTS_SHOWN]
-    note = [f"the console's own connection is {own}"] if own else []
+    note = [f"the console's own connection is client {_text(own_id)} at {own}"] if own else []
     if len(shown) < len(clients):
         note.append(f"the {len(shown)} heaviest of {len(clients)} (output and query buffers, then idle)")
-    listed = Section("clients", ("addr", "name", "age", "idle", "db", "cmd", "omem", "qbuf", "flags"),
-                     tuple(_client_row(c) for c in shown), "\n".join(note),
-                     tuple(f"client/{c['addr']}" for c in shown))
+    listed = Section("clients", CLIENT_COLUMNS, tuple(_client_row(c) for c in shown), "\n".join(note),
+                     tuple(_client_drill(c) for c in shown))
     return Detail(f"{source} · clients", (by_group, listed))
 
 
@@ -156,32 +195,68 @@ def _groups(clients: list[dict[str, str]]) -> list[tuple[str, ...]]:
             for (name, host), members in ordered]
 
 
+CLIENT_COLUMNS = ("id", "addr", "name", "age", "idle", "db", "cmd", "omem", "qbuf", "flags")
+
+
+def _client_drill(c: Mapping[str, str]) -> str:
+    # A client Redis lists without an id (none does since 2.8.12) cannot be opened.
+    return f"client/{c['id']}" if _is_id(c.get("id", "")) else ""
+
+
+def _is_id(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def _client_row(c: Mapping[str, str]) -> tuple[str, ...]:
-    return (c["addr"], c.get("name", ""), duration(_int(c, "age")), duration(_int(c, "idle")), c.get("db", ""),
+    return (c.get("id", ""), c["addr"], c.get("name", ""), duration(_int(c, "age")), duration(_int(c, "idle")), c.get("db", ""),
             c.get("cmd", ""), size(_int(c, "omem")), size(_int(c, "qbuf")), c.get("flags", ""))
 
 
-def client_detail(source: str, addr: str, reply: Any, own_id: Any) -> Detail:
+def client_detail(source: str, client_id: str, reply: Any, own_id: Any) -> Detail:
+    """One client, by its CLIENT ID; NoSuchRow once it has disconnected."""
     clients = parse_client_list(reply)
-    client = next((c for c in clients if c["addr"] == addr), None)
+    client = next((c for c in clients if c.get("id") == client_id), None)
     if client is None:
-        raise NoSuchRow(f"redis {source}: client {addr[:80]} is no longer connected")
-    fields = Section(f"client {addr}", ("field", "value"),
+        raise NoSuchRow(f"redis {source}: client {client_id[:40]} is no longer connected")
+    addr = client["addr"]
+    title = f"{source} · client {client_id} at {addr}"
+    fields = Section(f"client {client_id} at {addr}", ("field", "value"),
                      tuple((k, _client_field(k, v)) for k, v in client.items()))
-    if addr == _own(clients, own_id):
+    if client_id == _text(own_id):
         # SKIPME: Redis would not let the console's connection disconnect itself anyway.
         note = Section("", text="this is the console's own connection")
-        return Detail(f"{source} · client {addr}", (fields, note))
-    return Detail(f"{source} · client {addr}", (fields,), changes=(kill_change(client),))
+        return Detail(title, (fields, note))
+    return Detail(title, (fields,), changes=(kill_change(client),))
+
+
+def client_at_detail(source: str, addr: str, reply: Any, own_id: Any) -> Detail:
+    """The client at an address (what a SLOWLOG entry names): its detail if
+    it is the only one there, else the list of those sharing it (unix-socket
+    clients all have ``/path:0``), each opening its own detail."""
+    clients = parse_client_list(reply)
+    there = [c for c in clients if c["addr"] == addr and _is_id(c.get("id", ""))]
+    if not there:
+        raise NoSuchRow(f"redis {source}: no client at {addr[:80]}: it is no longer connected")
+    if len(there) == 1:
+        return client_detail(source, there[0]["id"], reply, own_id)
+    listed = Section(f"{len(there)} clients at {addr}", CLIENT_COLUMNS, tuple(_client_row(c) for c in there),
+                     "they share this address (a unix socket): open one to see it, or to disconnect it",
+                     tuple(_client_drill(c) for c in there))
+    return Detail(f"{source} · clients at {addr}", (listed,))
 
 
 def kill_change(client: Mapping[str, str]) -> Change:
-    """``K``: CLIENT KILL of this one address, confirmed by typing it."""
-    addr = client["addr"]
-    preview = (f"name {client.get('name') or '(none)'} · idle {duration(_int(client, 'idle'))}"
-               f" · cmd {client.get('cmd', '–')} · omem {size(_int(client, 'omem'))}",)
-    return Change(key="K", label=f"Disconnect client {addr}", action="client_kill", params={"address": addr},
-                  confirm=addr, preview=preview)
+    """``K``: CLIENT KILL ID of this one client, confirmed by typing its address.
+
+    By ID, the only thing that names one client: all unix-socket clients
+    share one address. The preview says which of them it is.
+    """
+    addr, client_id = client["addr"], client["id"]
+    preview = (f"client {client_id} at {addr} · name {client.get('name') or '(none)'}"
+               f" · idle {duration(_int(client, 'idle'))} · cmd {client.get('cmd', '–')}"
+               f" · omem {size(_int(client, 'omem'))}",)
+    return Change(key="K", label=f"Disconnect client {client_id} ({addr})", action="client_kill",
+                  params={"id": client_id, "address": addr}, confirm=addr, preview=preview)
 
 
 def _client_field(key: str, value: str) -> str:

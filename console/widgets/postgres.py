@@ -234,21 +234,36 @@ def lock_tree(sessions: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, 
 
 
 def _weights(children: Mapping[Any, list[Mapping[str, Any]]]):
-    """How many sessions wait, directly or not, behind a pid (cycles counted once)."""
-    def weight(pid: Any, seen: frozenset = frozenset()) -> int:
-        if pid in seen:
-            return 0
-        return sum(1 + weight(c.get("pid"), seen | {pid}) for c in children.get(pid, ()))
+    """How many sessions wait, directly or not, behind a pid (each once, cycles too).
+
+    Iterative, with no recursion: a lock chain is as deep as the server has
+    sessions (a red team crashed the pane with a chain 499 deep)."""
+    memo: dict[Any, int] = {}
+
+    def weight(pid: Any) -> int:
+        if pid not in memo:
+            seen, stack = {pid}, [pid]
+            while stack:
+                for child in children.get(stack.pop(), ()):
+                    if child.get("pid") not in seen:
+                        seen.add(child.get("pid"))
+                        stack.append(child.get("pid"))
+            memo[pid] = len(seen) - 1
+        return memo[pid]
     return weight
 
 
 def _walk(session: Mapping[str, Any], depth: int, children: Mapping[Any, list[Mapping[str, Any]]], weight,
           seen: set[Any], out: list[tuple[Mapping[str, Any], int]]) -> None:
-    pid = session.get("pid")
-    if pid in seen:
-        return
-    seen.add(pid)
-    out.append((session, depth))
-    for child in sorted(children.get(pid, ()), key=lambda c: (-weight(c.get("pid")), str(c.get("pid")))):
-        _walk(child, depth + 1, children, weight, seen, out)
+    """Depth first, the heaviest child first; a stack, not recursion (see _weights)."""
+    stack = [(session, depth)]
+    while stack:
+        node, level = stack.pop()
+        pid = node.get("pid")
+        if pid in seen:
+            continue
+        seen.add(pid)
+        out.append((node, level))
+        ordered = sorted(children.get(pid, ()), key=lambda c: (-weight(c.get("pid")), str(c.get("pid"))))
+        stack.extend((child, level + 1) for child in reversed(ordered))
 
