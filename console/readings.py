@@ -62,6 +62,21 @@ def size(value: Any) -> str:
     return str(value)
 
 
+def micros(value: Any) -> str:
+    """A duration given in microseconds (SLOWLOG), in the unit that reads best."""
+    if value is None:
+        return "–"
+    try:
+        us = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    if us < 1000:
+        return f"{us:.0f}µs"
+    if us < 1_000_000:
+        return f"{us / 1000:.1f}ms"
+    return f"{us / 1_000_000:.2f}s"
+
+
 def millis(value: Any) -> str:
     return "–" if value is None else f"{float(value):.0f}ms"
 

@@ -25,7 +25,8 @@ from console.incident.journal import Journal
 from console.incident.session import IncidentSession, Refusal
 from console.sources.base import ProbeError, Snapshot, State, utcnow
 from console.sources.redis import RedisSource
-from console.sources.redis_detail import command_line, micros, parse_client_list
+from console.readings import micros
+from console.sources.redis_detail import command_line, parse_client_list
 from console.widgets.redis import RedisPane
 from screen import wait
 from test_source_redis import make_source, source  # noqa: F401  (shared fixtures)

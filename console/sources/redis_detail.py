@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from console.drill import Change, Detail, NoSuchRow, Section
-from console.readings import duration, number, percent, size
+from console.readings import duration, micros, number, percent, size
 from console import secrets
 
 SLOWLOG_ENTRIES = 128
@@ -131,18 +131,6 @@ def _redacted(text: str) -> str:
     if len(text) <= READ_CHARS:
         return secrets.redact(text)
     return secrets.redact_cut(text, READ_CHARS) + "…"
-
-
-def micros(value: Any) -> str:
-    """A SLOWLOG duration: microseconds are what it is about."""
-    us = _number(value)
-    if us is None:
-        return "–"
-    if us < 1000:
-        return f"{us:.0f}µs"
-    if us < 1_000_000:
-        return f"{us / 1000:.1f}ms"
-    return f"{us / 1_000_000:.2f}s"
 
 
 def _utc(seconds: Any) -> str:
