@@ -129,6 +129,8 @@ class PostgresPane(LivePane):
             hidden = sum(1 for s in shown for row in s.details.get("sessions", ()) if row.get("state") == "idle")
             if hidden and not self.show_idle:
                 parts.append(f"{hidden} idle hidden (i shows)")
+            # The pool-exhausted question, one key away: who holds the connections.
+            parts.append("g: who holds them · L: lock tree")
         # The source lists sessions up to a cap; a reading without a list says nothing of a cut.
         if 0 < listed < total and self.view != GROUPS:
             parts.append(f"listing the first {listed} of {total} sessions")
