@@ -19,28 +19,36 @@ EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+    # --config and --incident are accepted before the sub-command and after
+    # it: each sub-command takes them again, with no default, so that a value
+    # given before is not overwritten by a sub-command's default.
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                         help="config file (default: $INCIDENT_CONSOLE_CONFIG, then the XDG config dir)")
+    incident = argparse.ArgumentParser(add_help=False)
+    incident.add_argument("--incident", metavar="FILE", default=argparse.SUPPRESS,
+                          help="incident journal (default: $INCIDENT_CONSOLE_INCIDENT, "
+                               "then the XDG data dir's current incident)")
+    running = argparse.ArgumentParser(add_help=False)
+    running.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
+                         help="the running demo's config and journal (an explicit --config or --incident wins)")
+    both = [config, incident]
     parser = argparse.ArgumentParser(
-        prog="incident-console", parents=[common],
+        prog="incident-console", parents=both,
         description="A full-screen console for the person running a production incident.")
-    parser.add_argument("--incident", metavar="FILE", help="incident journal file")
     parser.add_argument("--read-only", action="store_true", help="refuse every action that changes a system")
     parser.add_argument("--theme", metavar="NAME", help="colour theme")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="the console against a local sandbox it starts itself")
+    demo = sub.add_parser("demo", parents=[incident], help="the console against a local sandbox it starts itself")
     demo.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS)
     demo.add_argument("--theme", metavar="NAME", default=argparse.SUPPRESS)
-    status = sub.add_parser("status", parents=[common], help="one poll of every source, as a table or JSON")
+    status = sub.add_parser("status", parents=[*both, running], help="one poll of every source, as a table or JSON")
     status.add_argument("--json", action="store_true", help="print one JSON object (a contract)")
-    sub.add_parser("check", parents=[common], help="validate the config and every playbook")
-    incident = argparse.ArgumentParser(add_help=False)
-    incident.add_argument("--incident", metavar="FILE", default=argparse.SUPPRESS,
-                          help="incident journal (default: the XDG data dir's current incident)")
-    note = sub.add_parser("note", parents=[incident], help="append a timeline entry from a shell")
+    sub.add_parser("check", parents=[*both, running], help="validate the config and every playbook")
+    note = sub.add_parser("note", parents=[*both, running], help="append a timeline entry from a shell")
     note.add_argument("text", nargs="+", help="the note; #decision #finding #action #root-cause tag it")
-    export = sub.add_parser("export", parents=[incident], help="the post-mortem (markdown) or raw journal (json)")
+    export = sub.add_parser("export", parents=[*both, running],
+                            help="the post-mortem (markdown) or raw journal (json)")
     export.add_argument("--format", choices=("markdown", "json"), default="markdown")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     runbook = sub.add_parser("import-runbook", help="turn a markdown runbook into playbooks (YAML)")
@@ -52,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "console"
+    if getattr(args, "demo", False) and not _reach_demo(args):
+        return EXIT_USAGE
     if command in ("console", "demo"):
         return _run(command, args)  # the screen redacts in console.text.inert
     # Everything this process writes goes through one redacting writer: tables,
@@ -97,6 +107,23 @@ class _Redacting:
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
+
+
+def _reach_demo(args: argparse.Namespace) -> bool:
+    """``--demo``: the running demo's config and journal, where no --config or
+    --incident says otherwise; False (said why) when there is none to use."""
+    from console.demo.running import NoRunningDemo, find
+
+    try:
+        demo = find()
+    except NoRunningDemo as exc:
+        print(f"error: --demo: {exc}", file=sys.stderr)
+        return False
+    if getattr(args, "config", None) is None:
+        args.config = str(demo.config)
+    if getattr(args, "incident", None) is None:
+        args.incident = str(demo.incident)
+    return True
 
 
 def _know_secrets(args: argparse.Namespace) -> None:
@@ -160,10 +187,32 @@ def _check(args: argparse.Namespace) -> int:
         print(problem)
     if problems:
         return EXIT_USAGE
+    for line in _connection_origins(cfg):
+        print(line)
     print(f"{len(playbooks)} playbooks: ok ({', '.join(str(d) for d in dirs)})")
     for warning in _role_warnings(cfg):
         print(f"warning: {warning}")
     return EXIT_OK
+
+
+def _connection_origins(cfg: config_module.Config) -> list[str]:
+    """Where each part of every PostgreSQL connection comes from: the config
+    file, PG* variables, a service file, pgpass or libpq's defaults. Never a
+    password, only where it comes from."""
+    import os
+
+    from console import conninfo
+    from console.text import inert
+
+    out = []
+    for target in cfg.postgres:
+        for label, dsn in ((target.name, target.dsn), (f"{target.name} (actions)", target.action_dsn)):
+            if dsn is None:
+                continue
+            resolved = conninfo.resolve(dsn, os.environ)
+            out.append(f"postgres {inert(label)}: {inert(resolved.describe(), 2000)}")
+            out += [f"warning: postgres {inert(label)}: {inert(w)}" for w in resolved.warnings]
+    return out
 
 
 def _role_warnings(cfg: config_module.Config) -> list[str]:
@@ -269,13 +318,14 @@ def _print_status_table(snapshots) -> None:
 
 
 def _incident_path(args: argparse.Namespace):
+    import os
     from pathlib import Path
 
     from console import paths
 
     from console.incident.storage import JournalPathRefused, journal_path
 
-    given = getattr(args, "incident", None)
+    given = getattr(args, "incident", None) or os.environ.get("INCIDENT_CONSOLE_INCIDENT")
     path = Path(given) if given else paths.default_incident()
     try:
         # A symlink is written through to its target; a FIFO, device,
@@ -453,14 +503,14 @@ def _demo(args: argparse.Namespace) -> int:
         sandbox.start()
         cfg = config_module.load(sandbox.config_path)
         if not getattr(args, "incident", None):
-            import time
+            from console.demo.running import demo_journal
 
-            from console import paths
             # Each demo is an incident of its own, apart from the real current one.
-            args.incident = str(paths.data_dir() / "incidents" / time.strftime("demo-%Y%m%d-%H%M%S.json"))
+            args.incident = str(demo_journal())
         journal = _open_journal(_incident_path(args), interactive=sys.stdin.isatty())
         if journal is None:
             return EXIT_USAGE
+        _announce_demo(sandbox, journal.path)
         from console.app import IncidentConsole
 
         app = IncidentConsole(cfg, read_only=getattr(args, "read_only", False),
@@ -473,7 +523,39 @@ def _demo(args: argparse.Namespace) -> int:
             _ignore_hangups()
             _leave_journal(journal, app)
             print(f"the demo's journal: {journal.path}\n"
-                  f"  incident-console export --incident {journal.path}", file=sys.stderr)
+                  f"  incident-console export --incident {_quoted(journal.path)}", file=sys.stderr)
         return app.return_code or 0
     finally:
+        import os
+
+        from console.demo.running import withdraw
+
+        withdraw(os.getpid())
         sandbox.stop()
+
+
+def _announce_demo(sandbox, journal_path) -> None:
+    """Say where the demo's servers, config and journal are, and leave a
+    pointer (``--demo``) and an environment file for a second terminal."""
+    import os
+
+    from console.demo.running import NoRunningDemo, RunningDemo, announce
+
+    for line in sandbox.summary():
+        print(line, file=sys.stderr)
+    print(f"journal      {journal_path}", file=sys.stderr)
+    demo = RunningDemo(os.getpid(), sandbox.config_path, journal_path)
+    try:
+        env_file = announce(demo)
+    except (NoRunningDemo, OSError) as exc:
+        print(f"warning: other terminals cannot find this demo with --demo: {exc}", file=sys.stderr)
+        return
+    print("From another terminal, while the demo runs:\n"
+          "  incident-console status --demo        (also check, note TEXT, export)\n"
+          f"  source {_quoted(env_file)}   (then status, check, note, export as usual)", file=sys.stderr)
+
+
+def _quoted(path) -> str:
+    import shlex
+
+    return shlex.quote(str(path))

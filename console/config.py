@@ -20,12 +20,12 @@ from urllib.parse import quote, urlsplit
 from console import located, paths
 from console import secrets as secret_values
 from console.located import Document, Invalid, Problem
-from console.thresholds import DEFAULTS, KNOWN_METRICS, Limit, merged
+from console.thresholds import DEFAULTS, KNOWN_METRICS, Limit, merged, with_min_requests
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # A credential written into the file itself rather than taken from ${ENV}.
-LITERAL_SECRET = re.compile(r"://[^/\s:@]*:(?!\$\{)[^@\s]+@|\bpassword\s*[=:]\s*(?!\$\{)[^\s'\"]|Bearer\s+(?!\$\{)\S",
+LITERAL_SECRET = re.compile(r"://[^/\s:@]*:(?!\$\{)[^@\s]+@|\bpassword\s*[=:]\s*'?(?!\$\{)[^\s'\"]|Bearer\s+(?!\$\{)\S",
                             re.I)
 SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 SQL_QUALIFIED = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$")
@@ -119,6 +119,17 @@ class KubernetesTarget:
 
 
 @dataclass(frozen=True)
+class Damping:
+    """How much a reading must repeat itself before the incident hears of it."""
+
+    # Consecutive readings a source's new state needs before it is journaled,
+    # suggests a playbook or ticks a step (1: every reading counts at once).
+    readings: int = 2
+    # Requests in the window before a ratio over them (error_ratio) can breach.
+    min_requests: int = 20
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     environment: Environment = Environment()
@@ -134,6 +145,7 @@ class Config:
     keymap: tuple[tuple[str, str], ...] = ()  # binding id -> keys, for App.set_keymap
     probes: ProbeRules = ProbeRules()
     warnings: tuple[str, ...] = ()
+    damping: Damping = Damping()
 
     @property
     def chosen_theme(self) -> str:
@@ -256,6 +268,7 @@ class _Reader:
 
     def expand(self, keys: tuple, value: str) -> str:
         userinfo_end = _userinfo_end(value)
+        in_conninfo = keys[:1] == ("postgres",) and keys[-1:] in (("dsn",), ("action_dsn",))
 
         def sub(m: re.Match) -> str:
             var, default = m.group(1), m.group(2)
@@ -269,8 +282,13 @@ class _Reader:
                 self.fail(keys, f"environment variable {var} is not set (used in '{_dotted(keys)}')")
                 return ""
             # A variable holds the password itself; in a URL's user:password
-            # it is URL-escaped, so that '@', '/', ':' or '#' in it stay in it.
-            return quote(found, safe="") if m.start() < userinfo_end else found
+            # it is URL-escaped, so that '@', '/', ':' or '#' in it stay in it,
+            # and in a key=value value, a space, quote or backslash is escaped.
+            if m.start() < userinfo_end:
+                return quote(found, safe="")
+            if in_conninfo and _in_conninfo_value(value, m.start()):
+                return re.sub(r"([\s\\'])", r"\\\1", found)
+            return found
         expanded = ENV_REF.sub(sub, value)
         _register_secrets(keys, expanded)
         return expanded
@@ -311,7 +329,8 @@ class _Reader:
         if not isinstance(self.doc.data, dict):
             raise Invalid([self.doc.problem((), "the config must be a mapping of sections")])
         self.known_keys((), {"environment", "refresh", "postgres", "redis", "services", "prometheus",
-                             "kubernetes", "thresholds", "playbooks", "theme", "keymap", "probes"})
+                             "kubernetes", "thresholds", "playbooks", "theme", "keymap", "probes", "damping"})
+        damping = self.damping()
         config = Config(
             path=self.doc.path,
             environment=self.environment(),
@@ -321,16 +340,30 @@ class _Reader:
             services=self.items("services", self.service),
             prometheus=self.prometheus(),
             kubernetes=self.kubernetes(),
-            thresholds=merged(self.thresholds()),
+            thresholds=with_min_requests(merged(self.thresholds()), damping.min_requests),
             playbooks=self.playbooks(),
             theme=self.get(("theme",), str, "dark"),
             keymap=self.keymap(),
             probes=self.probe_rules(),
             warnings=warnings,
+            damping=damping,
         )
         if self.problems:
             raise Invalid(sorted(self.problems, key=lambda p: p.line))
         return config
+
+    def damping(self) -> Damping:
+        keys = ("damping",)
+        self.known_keys(keys, {"readings", "min_requests"})
+        return Damping(readings=self.count(keys + ("readings",), Damping.readings, 1, 100),
+                       min_requests=self.count(keys + ("min_requests",), Damping.min_requests, 0, 1_000_000))
+
+    def count(self, keys: tuple, default: int, low: int, high: int) -> int:
+        value = self.get(keys, int, default)
+        if not (low <= value <= high):
+            self.fail(keys, f"'{_dotted(keys)}' must be a whole number from {low} to {high}, not {value}")
+            return default
+        return value
 
     def environment(self) -> Environment:
         keys = ("environment",)
@@ -370,8 +403,11 @@ class _Reader:
 
     def url(self, keys: tuple, schemes: tuple[str, ...], required: bool = True) -> str | None:
         value = self.get(keys, str, None, required=required)
-        if value is None:
-            return None
+        if value is not None:
+            self.url_checked(keys, value, schemes)
+        return value
+
+    def url_checked(self, keys: tuple, value: str, schemes: tuple[str, ...]) -> bool:
         scheme = _scheme(value)
         if scheme not in schemes:
             self.fail(keys, f"'{_dotted(keys)}' must be a {' or '.join(schemes)} URL, not {redact(value)!r}")
@@ -380,15 +416,39 @@ class _Reader:
                             "URL-escape it (%40, %2F, %3F, %23) or take it from ${ENV_VAR}")
         elif problem := address_problem(value, scheme):
             self.fail(keys, f"'{_dotted(keys)}': {problem}")
+        else:
+            return True
+        return False
+
+    def conninfo(self, keys: tuple, required: bool = True) -> str | None:
+        """A PostgreSQL connection string, anything libpq takes: a URL,
+        key=value pairs, or empty (PG* variables, a service file, pgpass).
+        Every password the connection will use is known to the redaction."""
+        from console import conninfo
+
+        value = self.get(keys, str, None, required=required)
+        if value is None:
+            return None
+        if _URL_LIKE.match(value) and _scheme(value) not in ("postgresql", "postgres"):
+            self.fail(keys, f"'{_dotted(keys)}' must be a postgresql:// URL, key=value pairs "
+                            f"(host=… dbname=…) or empty, not {redact(value)!r}")
+            return value
+        if _URL_LIKE.match(value) and not self.url_checked(keys, value, ("postgresql", "postgres")):
+            return value
+        if problem := conninfo.problem(value):
+            self.fail(keys, f"'{_dotted(keys)}': {problem}")
+            return value
+        for user, password in conninfo.resolve(value, self.env).passwords:
+            secret_values.add(password, user)
         return value
 
     def postgres(self, keys: tuple) -> PostgresTarget | None:
         self.known_keys(keys, {"name", "dsn", "timeout", "action_dsn"})
-        dsn = self.url(keys + ("dsn",), ("postgresql", "postgres"))
+        dsn = self.conninfo(keys + ("dsn",))
         rules = self.probe_rules()
         return PostgresTarget(self.get(keys + ("name",), str), dsn or "",
                               self.number(keys + ("timeout",), 3.0, 0.1, 120),
-                              action_dsn=self.url(keys + ("action_dsn",), ("postgresql", "postgres"), required=False),
+                              action_dsn=self.conninfo(keys + ("action_dsn",), required=False),
                               sql_functions=rules.sql_functions, sql_views=rules.sql_views)
 
     def probe_rules(self) -> ProbeRules:
@@ -544,6 +604,20 @@ class _Reader:
         return tuple(out)
 
 
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# Inside the value of a key=value pair: "key=" and the value so far, quoted or not.
+_CONNINFO_VALUE = re.compile(r"[A-Za-z_]\w*\s*=\s*(?:'(?:[^'\\]|\\.)*|(?:[^\s'\\]|\\.)+|)$")
+
+
+def _in_conninfo_value(template: str, at: int) -> bool:
+    """Does ``${VAR}`` at ``at`` of a key=value conninfo template stand in a
+    value (``password=${PW}``), rather than for whole pairs (``${PG_DSN}``)?"""
+    if _URL_LIKE.match(template):
+        return False
+    before = ENV_REF.sub(lambda m: "x" * len(m.group(0)), template[:at])
+    return bool(_CONNINFO_VALUE.search(before))
+
+
 def _userinfo_end(template: str) -> int:
     """Where the ``user:password@`` of a URL template ends (0 when it has none),
     counting each ``${VAR}`` as opaque."""
@@ -623,10 +697,11 @@ def address_problem(url: str, scheme: str) -> str | None:
         return None if urlsplit(url).path else "a unix:// URL needs the socket's path"
     hosts = _host_part(url)
     query = url.partition("?")[2].partition("#")[0]
-    # libpq takes "host1:5432,host2:5433", and no host at all with ?host=/socket/dir.
+    # libpq takes "host1:5432,host2:5433".
     several = hosts.split(",") if scheme in ("postgresql", "postgres") else [hosts]
     for hostport in several:
-        problem = _endpoint_problem(hostport, socket_ok=scheme.startswith("postgres") and "host=" in query)
+        # libpq takes no host at all: PGHOST, a service file or its default socket.
+        problem = _endpoint_problem(hostport, socket_ok=scheme.startswith("postgres"))
         if problem:
             return problem
     if scheme in ("redis", "rediss"):

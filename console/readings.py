@@ -6,79 +6,21 @@ same everywhere.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
+from console.units import duration, general, metric_value, micros, millis, number, percent, size  # noqa: F401
 from console.vocabulary import Snapshot, State
 
 # Words and symbols beside colours, so a state reads on a greyscale projector.
 STATE_MARK = {
     State.OK: "● ok",
+    # A hollow ok: answered, with nothing to judge. "none" as the Error
+    # rates pane has said it; its own symbol, since "◌" means stale.
+    State.UNKNOWN: "○ none",
     State.WARNING: "▲ warn",
     State.CRITICAL: "✖ crit",
     State.UNREACHABLE: "? down",
 }
-
-
-def number(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return "–"
-        if value.is_integer() and abs(value) >= 10:
-            return str(int(value))
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def percent(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value * 100:.1f}%" if value < 0.1 else f"{value * 100:.0f}%"
-
-
-def duration(seconds: Any) -> str:
-    if seconds is None or (isinstance(seconds, float) and not math.isfinite(seconds)):
-        return "–"
-    s = float(seconds)
-    if s < 10:
-        return f"{s:.1f}s"
-    if s < 120:
-        return f"{s:.0f}s"
-    if s < 7200:
-        return f"{s / 60:.0f}m"
-    return f"{s / 3600:.1f}h"
-
-
-def size(value: Any) -> str:
-    if value is None:
-        return "–"
-    n = float(value)
-    for unit in ("B", "K", "M", "G", "T"):
-        if abs(n) < 1024 or unit == "T":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return str(value)
-
-
-def micros(value: Any) -> str:
-    """A duration given in microseconds (SLOWLOG), in the unit that reads best."""
-    if value is None:
-        return "–"
-    try:
-        us = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    if us < 1000:
-        return f"{us:.0f}µs"
-    if us < 1_000_000:
-        return f"{us / 1000:.1f}ms"
-    return f"{us / 1_000_000:.2f}s"
-
-
-def millis(value: Any) -> str:
-    return "–" if value is None else f"{float(value):.0f}ms"
 
 
 def summary(snap: Snapshot) -> str:
@@ -88,9 +30,9 @@ def summary(snap: Snapshot) -> str:
     m = snap.metrics
     if snap.kind == "postgres":
         usable = m.get("usable_connections", m.get("max_connections"))
-        return (f"{m.get('connections_total')}/{usable} usable conns "
-                f"({percent(m.get('connections_ratio'))}), idle in tx {m.get('idle_in_transaction')}, "
-                f"blocked {m.get('blocked_sessions')}, longest tx {duration(m.get('longest_transaction_s'))}")
+        return (f"{general(m.get('connections_total'))}/{general(usable)} usable conns "
+                f"({percent(m.get('connections_ratio'))}), idle in tx {general(m.get('idle_in_transaction'))}, "
+                f"blocked {general(m.get('blocked_sessions'))}, longest tx {duration(m.get('longest_transaction_s'))}")
     if snap.kind == "redis":
         return (f"clients {m.get('connected_clients')}/{m.get('maxclients')}, mem {size(m.get('used_memory'))}"
                 f"/{size(m.get('maxmemory')) if m.get('maxmemory') else '∞'}, hit {percent(m.get('hit_rate'))}, "
@@ -101,8 +43,9 @@ def summary(snap: Snapshot) -> str:
         return (f"5xx {percent(m.get('error_ratio'))}, {number(m.get('request_rate'))} req/s, "
                 f"p95 {duration(m.get('p95_latency_s'))}")
     if snap.kind == "kubernetes":
-        return (f"{m.get('workloads')} workloads, {m.get('unavailable_replicas')} replicas unavailable, "
-                f"{m.get('crashlooping_pods')} crashlooping, {m.get('warning_events')} warnings/15m")
+        return (f"{general(m.get('workloads'))} workloads, {general(m.get('unavailable_replicas'))} replicas "
+                f"unavailable, {general(m.get('crashlooping_pods'))} crashlooping, "
+                f"{general(m.get('warning_events'))} warnings/15m")
     return snap.error or ""
 
 

@@ -8,7 +8,7 @@ HTTP status); the limits here say whether what it read is healthy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from console.vocabulary import Breach, Snapshot, State
@@ -19,6 +19,10 @@ class Limit:
     warning: float | None = None
     critical: float | None = None
     below: bool = False  # True when low values are the bad ones (hit rate)
+    # A ratio over requests is judged only over at least this many of them
+    # (the snapshot's ``details["window_requests"]``): one 5xx in 17 requests
+    # is 6 %, and no outage. 0 judges every value.
+    min_requests: int = 0
 
     def judge(self, value: float) -> tuple[State, float | None]:
         for state, limit in ((State.CRITICAL, self.critical), (State.WARNING, self.warning)):
@@ -44,7 +48,7 @@ DEFAULTS: dict[str, Limit] = {
     "redis.replication_lag_s": Limit(10, 60),
     "http.latency_ms": Limit(1000, 5000),
     # The seeds: "high error rate (>5% 5xx)", "high response time (P95 > 1 s)".
-    "errors.error_ratio": Limit(0.01, 0.05),
+    "errors.error_ratio": Limit(0.01, 0.05, min_requests=20),
     "errors.p95_latency_s": Limit(1.0, 3.0),
     "kubernetes.unavailable_replicas": Limit(1, 3),
     "kubernetes.crashlooping_pods": Limit(None, 1),
@@ -61,11 +65,22 @@ EXTRA_METRICS = {
     "kubernetes.restarts", "kubernetes.pods_not_ready",
 }
 KNOWN_METRICS = set(DEFAULTS) | EXTRA_METRICS
+# Ratios taken over requests: the ones a minimum number of requests applies to.
+REQUEST_RATIOS = ("errors.error_ratio",)
 
 
 def merged(overrides: Mapping[str, Limit]) -> dict[str, Limit]:
     out = dict(DEFAULTS)
     out.update(overrides)
+    return out
+
+
+def with_min_requests(limits: Mapping[str, Limit], count: int) -> dict[str, Limit]:
+    """``limits`` with every ratio over requests judged only over ``count`` or more."""
+    out = dict(limits)
+    for metric in REQUEST_RATIOS:
+        if metric in out:
+            out[metric] = replace(out[metric], min_requests=count)
     return out
 
 
@@ -75,6 +90,7 @@ def judge(snapshot: Snapshot, limits: Mapping[str, Limit]) -> Snapshot:
         return snapshot
     state = snapshot.state
     breaches: list[Breach] = []
+    unjudged: dict[str, str] = {}
     prefix = snapshot.kind + "."
     for metric, value in snapshot.metrics.items():
         limit = limits.get(prefix + str(metric))
@@ -83,9 +99,40 @@ def judge(snapshot: Snapshot, limits: Mapping[str, Limit]) -> Snapshot:
         if math.isnan(value):
             continue
         verdict, at = limit.judge(float(value))
+        too_few = _too_few_requests(snapshot, limit)
+        if too_few is not None:
+            # Neither a breach nor a clean bill: the incident's record treats
+            # it as no reading at all (console.incident.crossings).
+            unjudged[str(metric)] = too_few if verdict is not State.OK else ""
+            continue
         if verdict is not State.OK and at is not None:
             breaches.append(Breach(str(metric), float(value), at, verdict))
             state = state.worst(verdict)
+    if unjudged:
+        snapshot = _with_unjudged(snapshot, unjudged)
     if state is snapshot.state and not breaches:
         return snapshot
     return snapshot.with_state(state, tuple(breaches))
+
+
+def _too_few_requests(snapshot: Snapshot, limit: Limit) -> str | None:
+    """Why a ratio is not judged (too few requests behind it), or None.
+    An unknown count is judged: hiding a real outage is worse than a flap."""
+    count = snapshot.details.get("window_requests")
+    if limit.min_requests <= 0 or isinstance(count, bool) or not isinstance(count, (int, float)):
+        return None
+    if count >= limit.min_requests:
+        return None
+    return f"{count:.0f} requests in the window, fewer than the {limit.min_requests} a ratio is judged over"
+
+
+def _with_unjudged(snapshot: Snapshot, unjudged: Mapping[str, str]) -> Snapshot:
+    """The snapshot saying which metrics were not judged (``details["unjudged"]``);
+    a value that would have breached also gets a note, for the pane."""
+    details = dict(snapshot.details)
+    details["unjudged"] = tuple(sorted(unjudged))
+    notes = tuple(details.get("notes", ()))
+    said = tuple(f"{metric} not judged: {why}" for metric, why in sorted(unjudged.items()) if why)
+    if said:
+        details["notes"] = notes + tuple(note for note in said if note not in notes)
+    return replace(snapshot, details=details)

@@ -15,10 +15,15 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from console.frozen import freeze, thaw
+from console.units import metric_value
 
 
 class State(str, enum.Enum):
     OK = "ok"
+    # Answered, but with nothing to judge (an error-rates source whose every
+    # value is null: the wrong job, or no traffic at all). Not ok, since "ok"
+    # would be a guess; not a breach either, since nothing crossed a limit.
+    UNKNOWN = "unknown"
     WARNING = "warning"
     CRITICAL = "critical"
     UNREACHABLE = "unreachable"
@@ -31,7 +36,9 @@ class State(str, enum.Enum):
         return self if self.rank >= other.rank else other
 
 
-_RANK = {State.OK: 0, State.WARNING: 1, State.CRITICAL: 2, State.UNREACHABLE: 3}
+# Unknown ranks above ok (a pane with one source of no data is not all well)
+# and below warning (a reading past a limit says more than none at all).
+_RANK = {State.OK: 0, State.UNKNOWN: 1, State.WARNING: 2, State.CRITICAL: 3, State.UNREACHABLE: 4}
 
 
 def utcnow() -> datetime:
@@ -48,13 +55,10 @@ class Breach:
     state: State
 
     def describe(self) -> str:
-        return f"{self.metric}={_short(self.value)} ≥ {_short(self.limit)}"
-
-
-def _short(value: float) -> str:
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.3g}"
-    return str(int(value)) if isinstance(value, float) else str(value)
+        """``error_ratio=5.9% ≥ 5.0%``; ``≤`` for a limit that low values cross (hit rate)."""
+        towards = "≤" if self.value < self.limit else "≥"
+        value, limit = metric_value(self.metric, self.value), metric_value(self.metric, self.limit)
+        return f"{self.metric}={value} {towards} {limit}"
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,11 @@ async def test_declare_note_and_status_are_journaled(tmp_path):
         await pilot.press(*"P1 Checkout down", "enter")
         await pilot.press("n")
         await pilot.press(*"pool at 95% #finding", "enter")
+        # `s` opens the status list on the current status (issue 13: it no
+        # longer advances blindly); Down, Enter chooses the next one.
         await pilot.press("escape", "s")
+        await pilot.pause()
+        await pilot.press("down", "enter")
         await pilot.pause()
         assert _kinds(journal) == ["incident.declared", "incident.status", "note", "incident.status"]
         incident = Incident.from_events(journal.events(), datetime.now(timezone.utc))
@@ -141,12 +145,14 @@ async def test_demo_incident_walk_exports_matching_times(tmp_path):
         await pilot.press("a")
         now[0] = start + timedelta(minutes=5)
         await pilot.press("n", *"pool exhausted by a leak #root-cause", "enter", "escape")
-        await pilot.press("s")  # Identified
+        # `s` opens the status list on the current status (issue 13: no blind
+        # advance); Down, Enter chooses the next one.
+        await pilot.press("s", "down", "enter")  # Identified
         now[0] = start + timedelta(minutes=20)
-        await pilot.press("s")  # Monitoring: mitigated
+        await pilot.press("s", "down", "enter")  # Monitoring: mitigated
         journal.append("playbook.tick", playbook="postgres-pool-exhausted", step="connections-recovered", auto=True)
         now[0] = start + timedelta(minutes=45)
-        await pilot.press("s")  # Resolved
+        await pilot.press("s", "down", "enter")  # Resolved
         await pilot.pause()
     doc = postmortem_markdown(journal.events(), start + timedelta(hours=1))
     assert "**Time to acknowledge (TTA):** 3 min" in doc

@@ -163,7 +163,6 @@ BAD_ADDRESSES = [
     ("postgres", "dsn", "postgresql://u:${PGPASSWORD}@db:99999/app", "port must be a number from 1 to 65535"),
     ("postgres", "dsn", "postgresql://u@db:0/app", "port must be a number from 1 to 65535"),
     ("postgres", "dsn", "postgresql://u@db:abc/app", "port must be a number from 1 to 65535"),
-    ("postgres", "dsn", "postgresql://u@/app", "names no host"),
     ("postgres", "dsn", "postgresql://u@db:5432,db2:70000/app", "port must be a number from 1 to 65535"),
     ("services", "url", "http://127.0.0.1:99999/health", "port must be a number from 1 to 65535"),
     ("services", "url", "http://:8080/health", "names no host"),
@@ -190,6 +189,7 @@ GOOD_ADDRESSES = [
     ("postgres", "dsn", "postgresql://u:${PGPASSWORD}@[::1]:5432/app"),
     ("postgres", "dsn", "postgresql://u@db1:5432,db2:5433/app?target_session_attrs=read-write"),
     ("postgres", "dsn", "postgresql:///app?host=/var/run/postgresql"),
+    ("postgres", "dsn", "postgresql://u@/app"),  # libpq: PGHOST, a service file or its default socket
     ("services", "url", "http://exämple.internal/health"),
     ("services", "url", "http://checkout_api:8080/health"),
     ("redis", "url", "redis://cache:6379/15"),

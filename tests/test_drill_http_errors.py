@@ -301,8 +301,8 @@ async def test_an_answer_without_one_number_is_flagged_no_data(client):
                                   PrometheusTarget(prom.url(""), 1.0), client)
         snap = await source.poll()
     assert snap.details["no_data"] is True
-    # State cannot say "no data" yet (see the report); the pane says it instead.
-    assert snap.state is State.OK
+    # Issue 13: State says it now (it said ok, and status exited 0 on no data).
+    assert snap.state is State.UNKNOWN
     down = await PrometheusErrors(ServiceTarget("c", "http://c.invalid/"),
                                   PrometheusTarget(refused_url(""), 0.5), client).poll()
     assert "no_data" not in down.details  # unreachable already says it

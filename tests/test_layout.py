@@ -191,6 +191,7 @@ async def test_a_key_rebound_in_the_config_works_and_shows_in_help():
 
 def test_every_binding_has_an_id_the_keymap_knows():
     from console.screens import confirm, picker, prompt, update
+    from console.screens.entry import EntryScreen
     from console.screens.detail import DetailScreen
     from console.screens.help import HelpScreen
     from console.widgets.pane import LivePane
@@ -201,7 +202,7 @@ def test_every_binding_has_an_id_the_keymap_knows():
     from console.screens.main import MainScreen
 
     for owner in (IncidentConsole, MainScreen, PlaybookPane, TimelinePane, HelpScreen, confirm.ConfirmTyped,
-                  picker.PlaybookPicker, prompt.Prompt, update.UpdateComposer, DetailScreen, LivePane,
+                  picker.PlaybookPicker, picker.Choices, EntryScreen, prompt.Prompt, update.UpdateComposer, DetailScreen, LivePane,
                   *LivePane.__subclasses__()):
         for binding in owner.__dict__.get("BINDINGS", ()):
             assert binding.id, f"{owner.__name__}: {binding.key} has no id"

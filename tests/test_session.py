@@ -85,9 +85,12 @@ def test_severity_and_roles_are_checked(tmp_path):
 def test_observe_journals_crossings_once(tmp_path):
     session, _ = _session(tmp_path)
     assert session.observe(_pg(0.5)).events == ()
+    # Damped (issue 13): a crossing is journaled at its second reading in a row.
+    assert session.observe(_pg(0.95)).events == ()
     crossed = session.observe(_pg(0.95))
     assert [e.data["state"] for e in crossed.events] == ["critical"]
     assert session.observe(_pg(0.96)).events == ()
+    assert session.observe(unreachable("postgres", "primary", "timed out")).events == ()  # one failed poll
     lost = session.observe(unreachable("postgres", "primary", "timed out"))
     assert [e.kind for e in lost.events] == ["source.lost"]
 

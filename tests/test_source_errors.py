@@ -96,7 +96,8 @@ async def test_nan_inf_and_empty_become_none_with_notes(prom, client):
                                               "resultType": "vector", "result": []}}),
                                           p95_latency_s=json_reply(vector("+Inf"))))
     snap = await prometheus_errors(prom, client).poll()
-    assert snap.state is State.OK and snap.error is None
+    # Not one number: unknown, not ok (issue 13: no data is not ok).
+    assert snap.state is State.UNKNOWN and snap.error is None
     assert [snap.metrics[m] for m in METRICS] == [None, None, None]
     notes = " | ".join(snap.details["notes"])
     assert "error_ratio: NaN" in notes
@@ -248,7 +249,8 @@ def scraper(url: str, client, clock: Clock, timeout: float = 2.0) -> ScrapedErro
 
 async def test_first_scrape_has_no_rates_yet(service, client):
     snap = await scraper(service.url, client, Clock()).poll()
-    assert snap.state is State.OK and snap.error is None
+    # No rate yet is no data: unknown until the next scrape (issue 13: it said ok).
+    assert snap.state is State.UNKNOWN and snap.error is None
     assert dict(snap.metrics) == {"error_ratio": None, "request_rate": None, "p95_latency_s": None,
                                   "via": "scrape"}
     assert snap.details["notes"] == (FIRST_SCRAPE,)

@@ -1,5 +1,9 @@
-"""The demo sandbox: real PostgreSQL and Redis, two HTTP services, light
-background load and faults that can be switched on and off.
+"""The demo sandbox: real PostgreSQL and Redis, two HTTP services that use
+them, light background load and faults that can be switched on and off.
+
+checkout-api reads Redis and PostgreSQL (its own pool) for every request,
+payments-api PostgreSQL (its own pool): a fault in a server shows in the
+services' errors and latency, as in the seed runbooks.
 
 ``DemoSandbox().start()`` brings it all up in a few seconds and writes a config
 file the console can load (:attr:`DemoSandbox.config_path`). ``stop()`` takes
@@ -34,7 +38,7 @@ from redis.retry import Retry
 
 from console import paths
 from console.demo.kubefake import KubeFake
-from console.demo.service import DemoService
+from console.demo.service import CACHE_TIMEOUT_S, PRODUCTS, ConnectionPool, DemoService, StoreReads, product
 from console.demo.servers import PostgresServer, RedisServer
 from console.sources.base import describe_error
 
@@ -43,7 +47,8 @@ APP_ROLE = "checkout"  # the application's own role, not a superuser
 SHIPPED_PLAYBOOKS = paths.shipped_playbooks()
 MAXMEMORY = 64 * 1024 * 1024
 FILLER_DB = 1           # eviction filler lives apart, so clearing it is one FLUSHDB
-IDLE_POOL = 6
+CHECKOUT_POOL = 6      # connections, and workers: a request never waits for a connection when all is well
+PAYMENTS_POOL = 2
 OPEN_TX_RECYCLE_S = 60  # short of the 300 s warning: the baseline should look healthy
 
 Undo = Callable[[], None]
@@ -57,10 +62,14 @@ class DemoSandbox:
         self.postgres: PostgresServer | None = None
         self.redis: RedisServer | None = None
         self.kube: KubeFake | None = None
-        self.checkout = DemoService("checkout-api", rate=20.0, median_s=0.06)
-        self.payments = DemoService("payments-api", rate=8.0, median_s=0.12, base_error_rate=0.002)
+        self.checkout = DemoService("checkout-api", rate=20.0, median_s=0.06, workers=CHECKOUT_POOL)
+        self.payments = DemoService("payments-api", rate=8.0, median_s=0.12, base_error_rate=0.002,
+                                    workers=PAYMENTS_POOL)
         self._services_started: list[DemoService] = []
-        self._load: list[_RedisTraffic | _PostgresSessions] = []
+        self._pools: list[ConnectionPool] = []
+        self._checkout_db: ConnectionPool | None = None
+        self._cache: redis.Redis | None = None
+        self._load: list[_PostgresSessions] = []
         self._active: dict[str, Undo] = {}
         self._lock = threading.RLock()
         self.faults: dict[str, tuple[str, Callable[[], str]]] = {
@@ -80,6 +89,7 @@ class DemoSandbox:
             _create_app_database(self.postgres)
             self.redis = RedisServer(maxmemory="64mb")
             self.redis.start()
+            self._connect_services()
             for service in (self.checkout, self.payments):
                 service.start()
                 self._services_started.append(service)
@@ -113,6 +123,13 @@ class DemoSandbox:
                 with contextlib.suppress(Exception):
                     service.stop()
             self._services_started = []
+            for pool in self._pools:  # after the services: their workers are done with them
+                pool.close()
+            self._pools = []
+            if self._cache is not None:
+                with contextlib.suppress(Exception):
+                    self._cache.close()
+                self._cache = None
             if self.kube is not None:
                 with contextlib.suppress(Exception):
                     self.kube.stop()
@@ -155,18 +172,33 @@ class DemoSandbox:
         return [
             f"PostgreSQL   {self.postgres.dsn('app')}  (max_connections {self.postgres.max_connections})",
             f"Redis        {self.redis.url}  (maxmemory 64mb)",
-            *(f"{s.name:<12} {s.url}  (/health, /metrics)" for s in (self.checkout, self.payments)),
+            *(f"{s.name:<12} {s.url}  (/health, /metrics; each request reads {uses})"
+              for s, uses in ((self.checkout, "Redis and PostgreSQL"), (self.payments, "PostgreSQL"))),
             f"config       {self.config_path}",
         ]
 
-    def _start_load(self) -> None:
+    def _connect_services(self) -> None:
+        """Each service's own PostgreSQL pool, and checkout-api's cache (warm)."""
         assert self.redis is not None
+        self._checkout_db = checkout_db = self._pool("checkout-api", CHECKOUT_POOL)
+        payments_db = self._pool("payments-api", PAYMENTS_POOL)
+        self._cache = _redis_client(self.redis.port, timeout=CACHE_TIMEOUT_S)
+        pipe = self._cache.pipeline(transaction=False)
+        for i in range(PRODUCTS):
+            pipe.set(f"product:{i}", product(i), ex=random.randint(300, 900))
+        pipe.execute()
+        self.checkout.dependencies = StoreReads(checkout_db, self._cache)
+        self.payments.dependencies = StoreReads(payments_db)
+
+    def _pool(self, service: str, keep: int) -> ConnectionPool:
+        pool = ConnectionPool(self.app_dsn(service), keep)
+        self._pools.append(pool)  # before opening: stop() closes what a failed open left
+        return pool.open()
+
+    def _start_load(self) -> None:
         sessions = _PostgresSessions(self.app_dsn)
         self._load.append(sessions)
         sessions.start()
-        traffic = _RedisTraffic(self.redis.port)
-        self._load.append(traffic)
-        traffic.start()
 
     def _write_config(self) -> None:
         assert self.redis is not None
@@ -213,8 +245,8 @@ class DemoSandbox:
 
     def _fault_table(self) -> dict[str, tuple[str, Callable[[], tuple[str, Undo]]]]:
         return {
-            "exhaust-postgres": ("PostgreSQL: open connections until max_connections is reached",
-                                 self._exhaust_postgres),
+            "exhaust-postgres": ("PostgreSQL: checkout-api leaks connections until max_connections "
+                                 "is reached", self._exhaust_postgres),
             "block-postgres": ("PostgreSQL: a session holds ACCESS EXCLUSIVE on orders, another waits",
                                self._block_postgres),
             "k8s-forbidden": ("Kubernetes: the API server answers 403 Forbidden", self._k8s_forbidden),
@@ -238,17 +270,13 @@ class DemoSandbox:
 
     def _exhaust_postgres(self) -> tuple[str, Undo]:
         assert self.postgres is not None
-        held: list[psycopg.Connection] = []
-        try:
-            # A leaking pool: connect until the server says no; only the
-            # superuser-reserved slots stay free.
-            for _ in range(self.postgres.max_connections + 5):
-                held.append(psycopg.connect(self.app_dsn("checkout-api"), autocommit=True))
-        except psycopg.OperationalError as exc:
-            if "too many clients" not in str(exc) and "reserved" not in str(exc):
-                _close_all(held)
-                raise
-        return f"holding {len(held)} more connections", partial(_close_all, held)
+        # checkout-api's pool leaks: it connects until the server says no and
+        # only the superuser-reserved slots stay free; its requests then wait
+        # for a connection that never comes back (503, slow, then 504).
+        pool = self._checkout_db
+        assert pool is not None
+        held = pool.leak(self.postgres.max_connections + 5)
+        return f"checkout-api holds {held} connections and gives none back", pool.plug
 
     def _block_postgres(self) -> tuple[str, Undo]:
         holder = psycopg.connect(self.app_dsn("schema-migration"))
@@ -317,8 +345,8 @@ def _close_all(connections: list[psycopg.Connection]) -> None:
 
 
 class _PostgresSessions:
-    """What a PostgreSQL pane usually shows: a mostly idle pool, one transaction
-    left open by the application, one slow report running."""
+    """Besides the services' pools, what a PostgreSQL pane usually shows: one
+    transaction left open by the application, one slow report running."""
 
     def __init__(self, dsn: Callable[[str], str]) -> None:
         self.dsn = dsn
@@ -327,9 +355,6 @@ class _PostgresSessions:
         self.thread = threading.Thread(target=self._run_report, name="demo-postgres-load", daemon=True)
 
     def start(self) -> None:
-        for _ in range(IDLE_POOL):
-            conn = self._connect("checkout-api", autocommit=True)
-            conn.execute("SELECT id, status FROM orders WHERE id = %s", (random.randint(1, 1000),))
         self.open_tx = self._connect("checkout-api", autocommit=False)
         self._open_transaction()
         self.report = self._connect("reporting", autocommit=True)
@@ -393,47 +418,6 @@ def _redis_client(port: int, db: int = 0, timeout: float = 1.0) -> redis.Redis:
     # No retries: redis-py would otherwise retry a hung server ten times over.
     return redis.Redis(host="127.0.0.1", port=port, db=db, socket_timeout=timeout,
                        socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
-
-
-class _RedisTraffic:
-    """Cache-aside reads, about ten a second: mostly hits on product keys, some
-    misses on sessions that were never cached."""
-
-    PRODUCTS = 120
-
-    def __init__(self, port: int) -> None:
-        self.client = _redis_client(port)
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="demo-redis-load", daemon=True)
-
-    def start(self) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for i in range(self.PRODUCTS):
-            pipe.set(f"product:{i}", _product(i), ex=random.randint(300, 900))
-        pipe.execute()
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stopping.wait(0.1):
-            with contextlib.suppress(redis.RedisError):
-                self._read_one()
-
-    def _read_one(self) -> None:
-        if random.random() < 0.1:
-            self.client.get(f"session:{random.getrandbits(32):08x}")
-            return
-        i = random.randrange(self.PRODUCTS)
-        if self.client.get(f"product:{i}") is None:
-            self.client.set(f"product:{i}", _product(i), ex=random.randint(300, 900))
-
-    def stop(self) -> None:
-        self.stopping.set()
-        _join(self.thread, 3)
-        self.client.close()
-
-
-def _product(i: int) -> str:
-    return f'{{"id": {i}, "name": "product {i}", "price_cents": {500 + i * 37}}}'
 
 
 class _RedisFiller:

@@ -2,22 +2,64 @@
 
 A source lost or recovered, a metric crossing into warning or critical or back
 to normal: each is one journal event when it happens, never one per poll.
+
+A change counts once it has held for ``readings`` consecutive readings (the
+config's ``damping``): one 5xx in a quiet minute, gone at the next poll, is a
+flap and not an event. What has held is the *settled* reading
+(:meth:`Crossings.settled`); suggestions, automatic ticks and the record go by
+it, the panes by the raw one. The first look at a source is taken as it is:
+there is nothing earlier for it to hold against.
+
+A metric a reading says nothing about (no value, or a ratio over too few
+requests to be judged: ``details["unjudged"]``) keeps what had settled: no data
+is neither a breach nor a recovery.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from console.vocabulary import Snapshot, State
+from console.vocabulary import Breach, Snapshot, State
 
 Event = tuple[str, dict[str, Any]]
+Key = tuple[str, str]
+
+
+@dataclass
+class _Source:
+    """What has settled for one source, and the changes waiting to."""
+
+    reachable: bool | None = None  # None: never seen, nor remembered
+    breached: dict[str, State] = field(default_factory=dict)  # metrics past a limit, settled
+    judged: bool = False  # ``breached`` is a verdict (seen or remembered), not a blank
+    own: State | None = None  # the state the source gave itself: no data, a wrong HTTP status
+    proposed: dict[str, tuple[Any, int]] = field(default_factory=dict)  # what -> (value, readings in a row)
+    # Per metric, its value and breach in the last reading that agreed with
+    # what had settled: the settled reading shows those, not a passing flap.
+    agreed: dict[str, tuple[Any, Breach | None]] = field(default_factory=dict)
+    snapshot: Snapshot | None = None
+
+    def settle(self, what: str, settled: Any, now: Any, needed: int, may: bool = True) -> Any:
+        """``settled``, or ``now`` once ``needed`` readings in a row said it.
+        ``may`` False counts the reading but holds the change back."""
+        if now == settled:
+            self.proposed.pop(what, None)
+            return settled
+        value, seen = self.proposed.get(what, (None, 0))
+        seen = seen + 1 if value == now else 1
+        if seen >= needed and may:
+            self.proposed.pop(what, None)
+            return now
+        self.proposed[what] = (now, seen)
+        return settled
 
 
 @dataclass
 class Crossings:
-    _reachable: dict[tuple[str, str], bool] = field(default_factory=dict)
-    _breached: dict[tuple[str, str], dict[str, State]] = field(default_factory=dict)
+    readings: int = 2  # consecutive readings a change needs (1: none)
+    _sources: dict[Key, _Source] = field(default_factory=dict)
 
     def remember(self, events) -> None:
         """Start from what the journal already says (a restarted console must
@@ -26,43 +68,101 @@ class Crossings:
             data = event.data
             key = (data.get("kind"), data.get("source"))
             if event.kind == "threshold.crossed":
-                breached = self._breached.setdefault(key, {})
-                if data.get("state") == State.OK.value:
-                    breached.pop(data.get("metric"), None)
+                source = self._sources.setdefault(key, _Source())
+                source.judged = True
+                try:
+                    state = State(data.get("state"))
+                except ValueError:
+                    continue  # another writer's entry: not a verdict this console can hold
+                if state is State.OK:
+                    source.breached.pop(data.get("metric"), None)
                 else:
-                    breached[data.get("metric")] = State(data.get("state"))
+                    source.breached[data.get("metric")] = state
             elif event.kind in ("source.lost", "source.recovered"):
-                self._reachable[key] = event.kind == "source.recovered"
+                self._sources.setdefault(key, _Source()).reachable = event.kind == "source.recovered"
+
+    def settled(self, key: Key) -> Snapshot | None:
+        """The source's last reading as it has settled: the state and the
+        judged metrics that held, the rest of the reading as it came."""
+        source = self._sources.get(key)
+        return source.snapshot if source is not None else None
 
     def observe(self, snap: Snapshot) -> list[Event]:
+        source = self._sources.setdefault(snap.key, _Source())
         events: list[Event] = []
-        key = snap.key
-        was = self._reachable.get(key)
-        self._reachable[key] = snap.reachable
-        if was is not None and was != snap.reachable:
-            if snap.reachable:
-                events.append(("source.recovered", {"source": snap.name, "kind": snap.kind}))
-            else:
+        was = source.reachable
+        needed = self.readings if was is not None else 1
+        source.reachable = source.settle("reachable", was, snap.reachable, needed)
+        if source.reachable != was:
+            if not source.reachable:  # lost, or down from the first look
                 events.append(("source.lost", {"source": snap.name, "kind": snap.kind,
                                                "error": snap.error or "unreachable"}))
-        elif was is None and not snap.reachable:  # down from the first look
-            events.append(("source.lost", {"source": snap.name, "kind": snap.kind,
-                                           "error": snap.error or "unreachable"}))
-        if not snap.reachable:
-            return events  # thresholds are unknown while it cannot be read
-        before = self._breached.get(key, {})
-        now = {b.metric: b.state for b in snap.breaches}
-        for breach in snap.breaches:
-            if before.get(breach.metric) is not breach.state:
-                events.append(("threshold.crossed", {
-                    "source": snap.name, "kind": snap.kind, "metric": breach.metric, "value": breach.value,
-                    "limit": breach.limit, "state": breach.state.value,
-                    "previous": before.get(breach.metric, State.OK).value}))
-        for metric, state in before.items():
-            if metric not in now:
-                events.append(("threshold.crossed", {
-                    "source": snap.name, "kind": snap.kind, "metric": metric,
-                    "value": snap.metrics.get(metric), "limit": None, "state": State.OK.value,
-                    "previous": state.value}))
-        self._breached[key] = now
+            elif was is not None:
+                events.append(("source.recovered", {"source": snap.name, "kind": snap.kind}))
+        if snap.reachable:
+            # Thresholds are unknown while it cannot be read. While it is not
+            # settled as back, its readings count but change nothing yet.
+            events += self._judge(source, snap, may=bool(source.reachable))
+        source.snapshot = self._settled_reading(source, snap)
         return events
+
+    def _judge(self, source: _Source, snap: Snapshot, may: bool) -> list[Event]:
+        events: list[Event] = []
+        needed = self.readings if source.judged else 1
+        raw = {b.metric: b for b in snap.breaches}
+        for metric in [*raw, *(m for m in _informative(snap) if m not in raw)]:
+            breach = raw.get(metric)
+            before = source.breached.get(metric, State.OK)
+            now = breach.state if breach is not None else State.OK
+            after = source.settle("metric:" + metric, before, now, needed, may)
+            if after == now:
+                source.agreed[metric] = (snap.metrics.get(metric), breach)
+            if after == before:
+                continue
+            if after is State.OK:
+                source.breached.pop(metric, None)
+            else:
+                source.breached[metric] = after
+            events.append(("threshold.crossed", {
+                "source": snap.name, "kind": snap.kind, "metric": metric, "value": snap.metrics.get(metric),
+                "limit": breach.limit if breach is not None else None, "state": after.value,
+                "previous": before.value}))
+        if may:
+            source.judged = True
+        worst = max((b.state for b in snap.breaches), key=lambda s: s.rank, default=State.OK)
+        own = snap.state if snap.state.rank > worst.rank else State.OK
+        source.own = source.settle("own", source.own, own, self.readings if source.own is not None else 1, may)
+        return events
+
+    def _settled_reading(self, source: _Source, snap: Snapshot) -> Snapshot:
+        if not source.reachable and not snap.reachable:
+            return snap  # lost, and this reading says why
+        if not source.reachable or not snap.reachable:
+            # A failed poll not yet settled as a loss, or a good one not yet
+            # settled as a recovery: the last settled reading stands.
+            return source.snapshot or snap
+        metrics = dict(snap.metrics)
+        breaches = []
+        for metric in _judgeable(snap):
+            settled = source.breached.get(metric, State.OK)
+            value, breach = source.agreed.get(metric, (None, None))
+            metrics[metric] = value
+            if settled is not State.OK and breach is not None:
+                breaches.append(replace(breach, state=settled))
+        state = source.own or State.OK
+        for metric_state in source.breached.values():
+            state = state.worst(metric_state)
+        return replace(snap, state=state, metrics=metrics, breaches=tuple(breaches))
+
+
+def _judgeable(snap: Snapshot) -> list[str]:
+    """The metrics a limit may judge: numbers, or no number at all."""
+    return [str(m) for m, v in snap.metrics.items()
+            if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))]
+
+
+def _informative(snap: Snapshot) -> list[str]:
+    """The metrics this reading says something about."""
+    unjudged = set(snap.details.get("unjudged", ()))
+    return [m for m in _judgeable(snap) if m not in unjudged and isinstance(snap.metrics[m], (int, float))
+            and not math.isnan(snap.metrics[m])]

@@ -31,13 +31,20 @@ class PlaybookDesk:
                 return self.by_id[playbook_id]
         return None
 
-    def newly_suggested(self, snapshots: Iterable[Snapshot]) -> list[Playbook]:
-        """Playbooks whose conditions now hold and did not at the last look."""
+    def remember(self, events) -> None:
+        """What the journal says was suggested already (a restarted console
+        must not suggest it again)."""
+        self.suggested |= {str(e.data.get("playbook")) for e in events if e.kind == "playbook.suggested"}
+
+    def newly_suggested(self, snapshots: Iterable[Snapshot], started: Iterable[str] = ()) -> list[Playbook]:
+        """Playbooks whose conditions now hold, suggested once per incident:
+        never again once suggested (a flapping metric re-suggested the same
+        playbook eight times in eight minutes), nor once ``started``."""
         readings = tuple(snapshots)
-        now = {p.id for p in self.playbooks if p.suggest_when and p.suggested_by(readings)}
-        fresh = [self.by_id[i] for i in sorted(now - self.suggested)]
-        self.suggested = now
-        return fresh
+        done = self.suggested | set(started)
+        fresh = [p for p in self.playbooks if p.id not in done and p.suggest_when and p.suggested_by(readings)]
+        self.suggested |= {p.id for p in fresh}
+        return sorted(fresh, key=lambda p: p.id)
 
     @staticmethod
     def due_auto_ticks(playbook: Playbook, incident, snapshots: Iterable[Snapshot]) -> list[str]:

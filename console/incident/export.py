@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping
 from console import secrets as secret_values
 from console.incident.journal import Event, parse_time
 from console.incident.state import Incident, Note, format_duration
+from console.readings import metric_value
 from console.text import inert
 
 TEXT_LIMIT = 500
@@ -87,7 +88,12 @@ def describe(event: Event, incident: Incident | None = None) -> str:
         return (f"Action {_step(d)}: {_t(d.get('action'))} on {_t(d.get('target'))} {outcome}: "
                 f"{_t(d.get('result'), OUTPUT_LIMIT)}{by}")
     if kind == "threshold.crossed":
-        return (f"{_t(d.get('source'))} {_t(d.get('metric'))} = {_t(d.get('value'))} (limit {_t(d.get('limit'))}): "
+        metric = str(d.get("metric") or "")
+        limit = d.get("limit")
+        # A crossing back to ok has no limit of its own to say.
+        against = (f" (limit {_t(metric_value(metric, limit))})" if limit is not None
+                   else " (back within its limits)" if d.get("state") == "ok" else "")
+        return (f"{_t(d.get('source'))} {_t(metric)} = {_t(metric_value(metric, d.get('value')))}{against}: "
                 f"{_t(d.get('previous'))} -> {_t(d.get('state'))}")
     if kind == "source.lost":
         return f"Lost {_t(d.get('kind'))} source {_t(d.get('source'))}: {_t(d.get('error'), OUTPUT_LIMIT)}"
@@ -99,7 +105,7 @@ def describe(event: Event, incident: Incident | None = None) -> str:
     if kind == "update.sent":
         first = str(d.get("text") or "").strip().splitlines()[:1]
         return f"Status update sent ({_t(d.get('channel'))}): {_t(first[0] if first else '', OUTPUT_LIMIT)}"
-    fields = ", ".join(f"{_t(key)}={_t(value, OUTPUT_LIMIT)}" for key, value in d.items())
+    fields = ", ".join(f"{_t(key)}={_t(metric_value(str(key), value), OUTPUT_LIMIT)}" for key, value in d.items())
     return f"{_t(kind)}: {fields}" if fields else _t(kind)
 
 

@@ -3,7 +3,9 @@
 The journal is the single record of the incident: the header, the checklist
 state and the post-mortem are all computed from its events. An event is an
 immutable record with a UTC time and the operator (user name and SSH client
-address) who caused it. :meth:`Journal.append` returns once the event is
+address) who caused it; what the console itself observed (crossings, lost
+and recovered sources, automatic ticks, suggestions) is the console's
+(:data:`CONSOLE`, user ``console``), not the operator's who had it open. :meth:`Journal.append` returns once the event is
 durably on disk; when the disk refuses (full, read-only, permission denied)
 the event is kept in :attr:`Journal.pending`, :attr:`Journal.write_error` says
 why, and :meth:`Journal.flush` writes it later. Nothing is silently dropped.
@@ -22,6 +24,7 @@ Event kinds and their data (all times ISO 8601 UTC strings):
 ``note.struck``            {note_id}
 ``note.pinned``            {note_id, pinned: bool}
 ``playbook.started``       {playbook}
+``playbook.suggested``     {playbook, title}  by the console, once per incident
 ``playbook.tick``          {playbook, step, auto: bool}
 ``playbook.untick``        {playbook, step, auto: bool}
 ``probe``                  {playbook, step, source, query, ok, output, error}  output bounded (:func:`clip`)
@@ -67,7 +70,7 @@ from console.incident.storage import (UNREADABLE, JournalChanged, JournalPathRef
                                       JournalUnreadable, NotAppendable, set_aside)
 
 __all__ = ["Event", "Journal", "JournalUnreadable", "JournalPathRefused", "set_aside", "current_operator",
-           "new_event", "write_event", "UNREADABLE_KIND",
+           "new_event", "write_event", "UNREADABLE_KIND", "CONSOLE",
            "parse_tags", "untagged", "clip", "OUTPUT_LIMIT", "STATUSES", "ROLES"]
 
 STATUSES = ("Investigating", "Identified", "Monitoring", "Resolved")
@@ -87,6 +90,10 @@ MAX_ID = 100
 EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 _TAG = re.compile(r"(?<![\w#&/])#([A-Za-z][\w-]*)")
+# Who an observation of the console's own is by. An operator record like any
+# other, so journals written before it and readers that do not know it load
+# it as they load any entry.
+CONSOLE = MappingProxyType({"user": "console", "ssh_client": None})
 
 
 def utcnow() -> datetime:
@@ -307,6 +314,11 @@ class Journal:
                 self._ordered = None
             self.flush()
         return event
+
+    def observed(self, kind: str, /, **data: Any) -> Event:
+        """Record what the console itself saw or did (a crossing, an automatic
+        tick): attributed to :data:`CONSOLE`, not to the operator."""
+        return self.add(new_event(kind, CONSOLE, self._clock(), **data))
 
     def note(self, text: str, pinned: bool = False) -> Event:
         """A scribe's note, with its ``#tags`` parsed."""

@@ -10,18 +10,24 @@ its tests run without Pilot, and the App only wires keys and screens to it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from console.incident.crossings import Crossings
 from console.incident.journal import ROLES, STATUSES, Event, Journal
-from console.incident.state import SCHEMES, Incident
+from console.incident.state import SCHEMES, Incident, StateChange, changes_to_take_back
 from console.drill import Change, Detail, RowRef
 from console.vocabulary import Snapshot
 
 SEVERITIES = frozenset(level.code for scheme in SCHEMES for level in scheme.levels)
 DEFAULT_SEVERITY = "P2"
+# A first word meant as a severity (P7, sev0), not as the start of a title.
+SEVERITY_LIKE = re.compile(r"^(?:p|sev)\d+$", re.IGNORECASE)
+STATUS_MEANING = {"Investigating": "the cause is not known yet", "Identified": "the cause is known; working on it",
+                  "Monitoring": "a fix is in, watching it (the incident counts as mitigated)",
+                  "Resolved": "over: no more updates are due"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,9 @@ class IncidentSession:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.read_only = read_only
         self.latest: dict[tuple[str, str], Snapshot] = {}
-        self.crossings = Crossings()
+        # Damping: how many readings in a row a change needs before it is
+        # journaled, suggests or ticks (config.Damping; a stub config has none).
+        self.crossings = Crossings(readings=getattr(getattr(config, "damping", None), "readings", 2))
         if journal is not None:
             self.crossings.remember(journal.events())
         self.desk = None    # playbooks, loaded with load_playbooks() off the event loop
@@ -121,15 +129,34 @@ class IncidentSession:
     # ---- readings ----------------------------------------------------------
     def observe(self, snapshot: Snapshot) -> Observation:
         """Take a reading: journal what crossed, tick what live data shows,
-        and name the playbooks whose conditions started to hold."""
+        and name the playbooks whose conditions started to hold.
+
+        Two views of one reading. ``latest`` keeps it raw: the panes show it
+        (an operator watching a fix wants its first good reading at once,
+        and the values a step picks are the ones on screen). The journal,
+        suggestions and automatic ticks go by the *settled* reading
+        (:class:`Crossings`): a change that held for the damping's readings.
+        A ratio over too few requests is not judged at all, raw or settled,
+        so a quiet service does not flap the pane's colour either."""
         self.latest[snapshot.key] = snapshot
-        events = tuple(e for e in (self.record(kind, **data) for kind, data in self.crossings.observe(snapshot))
+        events = tuple(e for e in (self._observed(kind, **data) for kind, data in self.crossings.observe(snapshot))
                        if e is not None)
         if self.desk is None:
             return Observation(events)
-        readings = tuple(self.latest.values())
-        suggestions = tuple(self.desk.newly_suggested(readings))
-        return Observation(events, self._auto_ticks(readings), suggestions)
+        readings = self._settled(self.latest.values())
+        incident = self.incident() if self.journal is not None else None
+        self.desk.remember(self.events())  # suggested by an earlier run, or by another console
+        suggestions = tuple(self.desk.newly_suggested(readings, incident.playbooks if incident is not None else ()))
+        said = tuple(e for e in (self._observed("playbook.suggested", playbook=p.id, title=p.title)
+                                 for p in suggestions) if e is not None)
+        return Observation(events + said, self._auto_ticks(readings), suggestions)
+
+    def _observed(self, kind: str, /, **data: Any) -> Event | None:
+        """Journal what the console itself saw: the console's, not the operator's."""
+        return self.journal.observed(kind, **data) if self.journal is not None else None
+
+    def _settled(self, readings: Iterable[Snapshot]) -> tuple[Snapshot, ...]:
+        return tuple(self.crossings.settled(s.key) or s for s in readings)
 
     def _auto_ticks(self, readings: tuple[Snapshot, ...]) -> tuple[str, ...]:
         if self.journal is None:
@@ -138,9 +165,10 @@ class IncidentSession:
         playbook = self.desk.active(incident)
         if playbook is None:
             return ()
-        due = tuple(self.desk.due_auto_ticks(playbook, incident, readings))
+        # Settled readings, whoever passes them: a step is not done on a flap.
+        due = tuple(self.desk.due_auto_ticks(playbook, incident, self._settled(readings)))
         for step_id in due:
-            self.record("playbook.tick", playbook=playbook.id, step=step_id, auto=True)
+            self._observed("playbook.tick", playbook=playbook.id, step=step_id, auto=True)
         return due
 
     async def check_once(self, sources: Iterable[Any]) -> tuple[Snapshot, ...]:
@@ -199,6 +227,115 @@ class IncidentSession:
 
     def me(self) -> str:
         return (self.journal.operator.get("user") or "") if self.journal is not None else ""
+
+    # ---- chosen from a list, and taken back ----------------------------------
+    def status_choices(self) -> list[tuple[str, str, bool]]:
+        """(status, what it means, is it the current one), in order."""
+        incident = self.incident()
+        if not incident.declared:
+            raise Refusal("declare the incident first (D)")
+        return [(status, STATUS_MEANING[status], status == incident.status) for status in STATUSES]
+
+    def set_status(self, status: str) -> bool:
+        """Journal ``status``; False (nothing journaled) when it already is."""
+        incident = self.incident()
+        if not incident.declared:
+            raise Refusal("declare the incident first (D)")
+        if status not in STATUSES:
+            raise Refusal(f"not a status: {status[:40]!r} ({', '.join(STATUSES)})")
+        if status == incident.status:
+            return False
+        self.record("incident.status", status=status)
+        return True
+
+    def severity_choices(self) -> list[tuple[str, str, bool]]:
+        """(code, what it means, is it the current one): the incident's scheme first."""
+        incident = self.incident()
+        schemes = (incident.scheme, *(s for s in SCHEMES if s.name != incident.scheme.name))
+        return [(level.code, f"{level.name + ' · ' if level.name else ''}{level.description} · respond "
+                 f"{level.response}", level.code == incident.severity) for s in schemes for level in s.levels]
+
+    def severity_problem(self, answer: str) -> str | None:
+        """Why ``answer`` is not a severity (what is), or None."""
+        if answer.strip().upper() in SEVERITIES:
+            return None
+        said = answer.strip()[:40]
+        return f"{said!r} is not a severity: P0–P3 or SEV1–SEV4" if said else "a severity: P0–P3 or SEV1–SEV4"
+
+    def choose_severity(self, answer: str) -> bool:
+        """Journal the severity ``answer`` names; False when it already is."""
+        problem = self.severity_problem(answer)
+        if problem:
+            raise Refusal(problem)
+        if answer.strip().upper() == self.incident().severity:
+            return False
+        self.set_severity(answer)
+        return True
+
+    def declaration_problem(self, answer: str) -> str | None:
+        """Why ``answer`` cannot declare as meant (``P7 …``: a severity that
+        is none), or None. A first word that is no severity at all is the
+        title's (``Checkout down`` declares at the default)."""
+        text = answer.strip()
+        if not text:
+            return "an incident needs a title, e.g. P1 Checkout API returns 502"
+        first = text.split()[0]
+        if first.upper() not in SEVERITIES and SEVERITY_LIKE.match(first):
+            return f"{first[:20]!r} is not a severity: P0–P3 or SEV1–SEV4 (or leave it out for {DEFAULT_SEVERITY})"
+        return None
+
+    def change_to_take_back(self) -> StateChange | None:
+        """The last status or severity change still in force, or None."""
+        changes = changes_to_take_back(self.events())
+        return changes[-1] if changes else None
+
+    def take_back_offer(self) -> tuple[str, str] | None:
+        """(its id, what taking back the last change does), or None."""
+        change = self.change_to_take_back()
+        if change is None:
+            return None
+        return change.event.id, (f"{change.field} {change.after} (set by {change.event.user} at "
+                                 f"{change.event.at:%H:%M:%S}) back to {change.before}")
+
+    def undo_last_change(self, offered: str | None = None) -> str:
+        """Take back the last status or severity change with a new event that
+        restores the value before it; says what it did. ``offered``: the
+        change the operator saw, refused if another one has come since."""
+        change = self.change_to_take_back()
+        if change is None:
+            raise Refusal("no status or severity change to take back")
+        if offered is not None and change.event.id != offered:
+            raise Refusal(f"the last change is now {change.field} {change.after} by {change.event.user}: "
+                          "nothing taken back; choose again")
+        kind = "incident.status" if change.field == "status" else "incident.severity"
+        self.record(kind, **{change.field: change.before}, undoes=change.event.id, undone=change.after)
+        return f"{change.field.capitalize()} back to {change.before} (took back {change.after})"
+
+    # ---- a timeline entry, whole -----------------------------------------------
+    def entry(self, event_id: str) -> tuple[str, list[tuple[str, str]]] | None:
+        """A journal entry in full: a title, then (heading, text) parts whose
+        text may run over many lines (a probe's output, a refusal, a query)."""
+        from console.incident.export import describe
+
+        event = next((e for e in self.events() if e.id == event_id), None)
+        if event is None:
+            return None
+        incident = self.incident()
+        where = event.operator.get("ssh_client")
+        title = f"{event.at:%Y-%m-%d %H:%M:%S} UTC · {event.user}{f' ({where})' if where else ''} · {event.kind}"
+        parts = [("", describe(event, incident))]
+        note = incident.note(event.id) if event.kind == "note" else None
+        if note is not None:
+            parts += [(f"version {i} · {v.at:%H:%M:%S} · {v.user}", v.text) for i, v in enumerate(note.versions, 1)]
+            if note.struck:
+                parts.append(("struck", f"by {note.struck_by} at {note.struck_at:%H:%M:%S}"))
+        short = [f"{key}: {value}" for key, value in event.data.items()
+                 if not (isinstance(value, str) and ("\n" in value or len(value) > 80))]
+        if short:
+            parts.append(("fields", "\n".join(short)))
+        parts += [(str(key), value) for key, value in event.data.items()
+                  if isinstance(value, str) and ("\n" in value or len(value) > 80)]
+        return title, parts
 
     # ---- notes -------------------------------------------------------------
     @staticmethod
@@ -312,6 +449,43 @@ class IncidentSession:
         from console.incident.pickable import choices
 
         return choices(name, self.latest)
+
+    def step_target(self, step: Any) -> str | None:
+        """The value a step's confirmation is (``confirm: '{pid}'``), or None.
+        It is asked once, on the confirmation, which shows what it would hit."""
+        from console.playbooks.model import TEMPLATE
+
+        match = TEMPLATE.fullmatch((step.confirm or "").strip()) if not step.literal else None
+        if match is None or self.runner is None:
+            return None
+        return match.group(1) if match.group(1) in self.runner.values_needed(step) else None
+
+    def step_confirmation(self, step: Any, values: Mapping[str, str]) -> list[str]:
+        """What a step's confirmation shows: who it would hit (from the last
+        refresh), then exactly what runs; or why these values cannot run."""
+        from console.playbooks.runner import Refused
+
+        try:
+            what = self.runner.what_runs(step, values)
+        except Refused as refused:
+            return [f"✖ {refused}"]
+        return [*self.step_preview(step, values), *what]
+
+    def step_preview(self, step: Any, values: Mapping[str, str]) -> list[str]:
+        """The sessions a terminate or cancel step would hit, from the latest
+        reading (nothing is read for it); no lines for other steps."""
+        from console.incident.targets import signal_preview
+        from console.playbooks.model import TEMPLATE
+
+        if step.action not in ("terminate_backend", "cancel_backend") or self.runner is None:
+            return []
+        source = self.runner.resolve(step)
+        if source is None:
+            return []
+        params = dict(step.params) if step.literal else {
+            key: TEMPLATE.sub(lambda m: str(values.get(m.group(1), m.group(0))), value) if isinstance(value, str)
+            else value for key, value in step.params.items()}
+        return signal_preview(params, self.latest.get(("postgres", source.name)), source.name, self.clock())
 
     # ---- drilling into rows, and acting from them -----------------------------
     def source_of(self, ref: RowRef):

@@ -272,6 +272,44 @@ class Incident:
         return bool(tick and tick.ticked)
 
 
+@dataclass(frozen=True)
+class StateChange:
+    """A status or severity change and the value it replaced. The journal is
+    append-only: taking it back is a new event (``undoes``: its id) that
+    restores ``before``."""
+
+    event: Event
+    field: str          # "status" or "severity"
+    before: str
+    after: str
+
+
+CHANGE_KINDS = {"incident.status": "status", "incident.severity": "severity"}
+
+
+def changes_to_take_back(events: Iterable[Event]) -> list[StateChange]:
+    """Status and severity changes still in force, oldest first: each changed
+    something, is not itself a taking back, and was not taken back. The
+    last one is what an undo restores; the one before it, the next undo."""
+    state = _Replay()
+    taken_back: set[str] = set()
+    found: list[StateChange] = []
+    for event in sorted(events, key=lambda e: e.at):
+        field_name = CHANGE_KINDS.get(event.kind)
+        before = getattr(state, field_name) if field_name else None
+        state.take(event)
+        if field_name is None:
+            continue
+        undoes = event.data.get("undoes")
+        if isinstance(undoes, str):
+            taken_back.add(undoes)
+            continue
+        after = getattr(state, field_name)
+        if before is not None and after is not None and after != before:
+            found.append(StateChange(event, field_name, before, after))
+    return [change for change in found if change.event.id not in taken_back]
+
+
 def update_countdown(incident: Incident, now: datetime) -> timedelta | None:
     """Time left until the next status update is due; negative when overdue,
     None when no update is due (not declared, resolved, no cadence)."""
@@ -330,6 +368,7 @@ class _Replay:
         self.acknowledged_at: datetime | None = None
         self.mitigated_at: datetime | None = None
         self.first_monitoring: datetime | None = None
+        self.first_monitoring_by: str | None = None  # the event, so taking it back undoes the mitigation
         self.resolved_at: datetime | None = None
         self.notes: dict[str, _NoteDraft] = {}
         self.ticks: dict[tuple[str, Any], Tick] = {}
@@ -361,9 +400,12 @@ class _Replay:
         status = _text(data.get("status"))
         if not status:
             return
+        if data.get("undoes") is not None and data.get("undoes") == self.first_monitoring_by:
+            # Monitoring chosen by mistake and taken back mitigated nothing.
+            self.first_monitoring = self.first_monitoring_by = None
         self.status = status
         if status == "Monitoring" and self.first_monitoring is None:
-            self.first_monitoring = event.at
+            self.first_monitoring, self.first_monitoring_by = event.at, event.id
         if status == "Resolved":
             self.resolved_at = event.at
 

@@ -8,6 +8,12 @@ customer letter once resolved). The text is a draft the operator reads and
 may edit before it is copied and journaled (``update.sent``); what the
 journal does not know is left as a ``[bracketed]`` placeholder.
 
+Notes are the responders' internal record: only the internal channel quotes
+them. A public channel (status page, email) carries nothing from a note; what
+customers read about cause and impact the operator writes into that draft.
+Every channel promises the same next update: this update's time plus the
+cadence, which is when the console will count the next one due.
+
 Everything taken from the journal is made inert: the result is plain text,
 safe to put on a clipboard with OSC 52.
 """
@@ -54,12 +60,15 @@ def _internal(incident: Incident, now: datetime) -> str:
             "Post-mortem to follow within 24 hours.",
         ])
     sent = sum(1 for update in incident.updates if update.channel == "internal")
-    head = "INCIDENT DECLARED" if sent == 0 else f"Incident Update #{sent + 1} ({_hhmm(now)})"
+    status = incident.status or "Investigating"
+    # The declaration heading only while nothing is known beyond it.
+    head = ("INCIDENT DECLARED" if sent == 0 and status == "Investigating" else
+            f"Incident Update #{sent + 1} ({_hhmm(now)}): {_clean(status)}")
     lines = [
         head, "",
         f"Issue: {_title(incident)}",
         f"Severity: {_severity(incident)}",
-        f"Status: {incident.status or 'Investigating'}",
+        f"Status: {_clean(status)}",
         f"Impact: {_notes(incident.tagged('impact'), 'being assessed')}",
         f"Start Time: {_when(incident.started_at)}",
         *(f"{role.capitalize()}: {_clean(person)}" for role, person in incident.roles.items()),
@@ -74,10 +83,10 @@ def _internal(incident: Incident, now: datetime) -> str:
 def _status_page(incident: Incident, now: datetime) -> str:
     status = incident.status if incident.status in _STATUS_PAGE else "Investigating"
     text = _STATUS_PAGE[status].format(
-        issue=_lower_first(_title(incident)),
-        cause=_lower_first(_latest(incident.tagged("root-cause")) or "[brief technical description]"))
-    if status != "Resolved" and incident.update_every is not None:
-        text += f" We will provide an update in {_spoken(incident.update_every)}."
+        issue=_lower_first(_title(incident)), cause="[brief technical description]")
+    due = next_update_at(incident, now)
+    if due is not None:
+        text += f" We will provide an update by {_hhmm(due)}."
     return f"{status} ({_hhmm(now)})\n{text}"
 
 
@@ -89,47 +98,57 @@ def _email(incident: Incident, now: datetime) -> str:
         said = ("We have identified the root cause and are implementing a fix."
                 if incident.status == "Identified" else
                 "A fix has been implemented. We are monitoring the situation to ensure stability.")
-        due = incident.next_update_due
         return "\n".join([f"Subject: [UPDATE] {title}", "", said, "",
                           f"Status: {incident.status}",
-                          f"Next update: {_hhmm(due) if due else '[time]'}"])
+                          _email_next_update(incident, now)])
     return "\n".join([
         f"Subject: [INCIDENT] {title}", "",
         f"We are currently investigating issues with {_lower_first(title)}.", "",
         "Status: Investigating",
-        f"Impact: {_notes(incident.tagged('impact'), 'Users may experience errors')}",
-        f"Start Time: {_hhmm(incident.started_at)}", "",
+        "Impact: Users may experience errors",
+        f"Start Time: {_hhmm(incident.started_at)}",
+        _email_next_update(incident, now), "",
         "Updates: [status page address]",
     ])
+
+
+def _email_next_update(incident: Incident, now: datetime) -> str:
+    due = next_update_at(incident, now)
+    return f"Next update: {_hhmm(due)}" if due else "Next update: when status changes"
 
 
 def _customer_letter(incident: Incident) -> str:
     start, end = incident.started_at, incident.resolved_at
     day = start.strftime("%Y-%m-%d") if start else "[date]"
 
-    def bullets(notes: tuple[Note, ...], placeholder: str) -> list[str]:
-        return [f"- {_clean(note.body)}" for note in notes] or [f"- {placeholder}"]
-
     return "\n".join([
         f"Subject: [RESOLVED] Service Interruption - {day}", "",
         "Dear Customers,", "",
         f"We experienced a service interruption on {day} from {_hhmm(start, utc=False)} to "
         f"{_hhmm(end, utc=False)} UTC affecting {_lower_first(_title(incident))}.", "",
-        "Impact:", *bullets(incident.tagged("impact"), "[Specific impact on users]"), "",
-        "Root Cause:", *bullets(incident.tagged("root-cause"), "[Brief technical explanation]"), "",
-        "Resolution:", *bullets(incident.tagged("resolution", "fix"), "[What was done to fix]"), "",
-        "Prevention:", *bullets(incident.tagged("action"), "[Steps being taken to prevent recurrence]"), "",
+        "Impact:", "- [Specific impact on users]", "",
+        "Root Cause:", "- [Brief technical explanation]", "",
+        "Resolution:", "- [What was done to fix]", "",
+        "Prevention:", "- [Steps being taken to prevent recurrence]", "",
         "We apologize for any inconvenience. If you have questions, please contact [support address].", "",
         "Best regards,",
         "[Team]",
     ])
 
 
+def next_update_at(incident: Incident, now: datetime) -> datetime | None:
+    """When the update after one sent at ``now`` is due: the time every
+    channel promises. None once resolved or without a cadence."""
+    if incident.resolved or incident.update_every is None:
+        return None
+    return now + incident.update_every
+
+
 def _next_update(incident: Incident, now: datetime) -> str:
-    every = incident.update_every
-    if every is None:
+    every, due = incident.update_every, next_update_at(incident, now)
+    if every is None or due is None:
         return "Next update: when status changes"
-    return f"Next update: in {_spoken(every)} ({_hhmm(now + every)}) or when status changes"
+    return f"Next update: in {_spoken(every)} ({_hhmm(due)}) or when status changes"
 
 
 def _spoken(span: timedelta) -> str:

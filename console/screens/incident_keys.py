@@ -13,14 +13,19 @@ from textual.binding import Binding
 
 from console.incident.session import Refusal
 from console.screens.prompt import Prompt
-from console.widgets.playbook import PlaybookPane
+from console.widgets.playbook import PlaybookPane, StepOutcome
 from console.widgets.timeline import TimelinePane
+
+UNDO = "undo:"  # a Choices option that takes back the change with this event id
+NOBODY = "-"    # typed at a role prompt: nobody holds the role
 
 INCIDENT_BINDINGS = [
     Binding("p", "choose_playbook", "Playbook", id="playbook.choose"),
     Binding("n", "note", "Note", id="incident.note"),
     Binding("D", "declare", "Declare", id="incident.declare"),
-    Binding("s", "next_status", "Status", id="incident.status"),
+    # A list with the current status marked (and the last change to take
+    # back), never a blind advance: a pg_activity hand presses `s` for sort.
+    Binding("s", "choose_status", "Status", id="incident.status"),
     Binding("a", "acknowledge", "Ack", show=False, id="incident.acknowledge"),
     Binding("u", "compose_update", "Update", id="incident.update"),
 ]
@@ -52,11 +57,51 @@ class IncidentKeys:
                 self._journaled(lambda: self.session.declare(answer))
         self.app.push_screen(Prompt("Declare an incident: severity and title",
                                     placeholder="P1 Checkout API returns 502",
-                                    hint="Severity P0–P3 (or SEV1–SEV4) first; P0/P1 updates are due every 15 min."),
+                                    hint="Severity P0–P3 (or SEV1–SEV4) first; P0/P1 updates are due every 15 min.",
+                                    validate=self.session.declaration_problem),
                              declared)
 
     def action_next_status(self) -> None:
         self._journaled(self.session.advance_status)
+
+    def action_choose_status(self) -> None:
+        """The statuses, the current one marked and under the cursor, and the
+        last status or severity change to take back."""
+        from console.screens.picker import Choices
+
+        try:
+            options = [(status, f"{status}: {meaning}", current)
+                       for status, meaning, current in self.session.status_choices()]
+        except Refusal as refusal:
+            self.notify(str(refusal), severity="warning")
+            return
+        offer = self.session.take_back_offer()
+        if offer is not None:
+            options.append((f"{UNDO}{offer[0]}", f"↶ Take back: {offer[1]}", False))
+
+        def chosen(answer: str | None) -> None:
+            if answer and answer.startswith(UNDO):
+                self.action_undo_change(answer.removeprefix(UNDO))
+            elif answer:
+                self.action_set_status(answer)
+        self.app.push_screen(Choices("Incident status", options), chosen)
+
+    def action_set_status(self, status: str) -> None:
+        self._changed(lambda: self.session.set_status(status), f"Status: {status}", f"the status is {status} already")
+
+    def action_undo_change(self, offered: str | None = None) -> None:
+        said: list[str] = []
+        self._journaled(lambda: said.append(self.session.undo_last_change(offered)))
+        if said:
+            self.notify(said[0])
+
+    def _changed(self, change, done: str, already: str) -> None:
+        """Run a change that says whether it changed anything, and say so."""
+        result: list[bool] = []
+        self._journaled(lambda: result.append(change()))
+        if result:
+            self.notify(f"{done} · to take it back: Status list (s), ↶" if result[0] else already,
+                        severity="information" if result[0] else "warning")
 
     def action_acknowledge(self) -> None:
         self._journaled(self.session.acknowledge)
@@ -68,20 +113,42 @@ class IncidentKeys:
         self._journaled(self.session.resolve)
 
     def action_severity(self) -> None:
+        session = self.session
+
         def chosen(answer: str | None) -> None:
             if answer:
-                self._journaled(lambda: self.session.set_severity(answer))
-        self.app.push_screen(Prompt("Severity (P0–P3 or SEV1–SEV4):"), chosen)
+                code = answer.strip().upper()
+                self._changed(lambda: session.choose_severity(code), f"Severity: {code}",
+                              f"the severity is {code} already")
+        choices = [(code, ("● now · " if current else "") + meaning, current)
+                   for code, meaning, current in session.severity_choices()]
+        now = next((code for code, _, current in choices if current), "not set")
+        self.app.push_screen(Prompt(f"Severity (now {now}): type it, or choose it below",
+                                    choices=[(code, what) for code, what, _ in choices],
+                                    choices_hint="Down to choose, Enter to pick:",
+                                    validate=session.severity_problem), chosen)
 
     def action_role(self, role: str) -> None:
+        me = self.session.me()
+
         def chosen(person: str | None) -> None:
             if person is not None:
-                self._journaled(lambda: self.session.assign(role, person))
-        self.app.push_screen(Prompt(f"Who is {role}? (empty: nobody)", value=self.session.me()), chosen)
+                self._journaled(lambda: self.session.assign(role, "" if person.strip() == NOBODY else person))
+        # The operator is a suggestion, not text to type after: typing replaces it.
+        hint = (f"Enter: {me} · type another name instead · {NOBODY} for nobody" if me
+                else "Enter with nothing typed: nobody")
+        self.app.push_screen(Prompt(f"Who is {role}?", suggestion=me, hint=hint), chosen)
 
     # ---- notes -------------------------------------------------------------
     def action_note(self) -> None:
         self.timeline.focus_input()
+
+    def on_timeline_pane_entry_opened(self, message: TimelinePane.EntryOpened) -> None:
+        from console.screens.entry import EntryScreen
+
+        entry = self.session.entry(message.event_id)
+        if entry is not None:
+            self.app.push_screen(EntryScreen(*entry))
 
     def on_timeline_pane_note_written(self, message: TimelinePane.NoteWritten) -> None:
         self._journaled(lambda: self.session.note(message.text))
@@ -105,9 +172,12 @@ class IncidentKeys:
         from console.incident.updates import compose
         from console.screens.update import UpdateComposer
 
+        # One moment for every channel: Tab must not move the promised next update.
+        now = self.app.clock()
+        incident = self.session.incident(now)
+
         def text_for(channel: str) -> str:
-            now = self.app.clock()
-            return compose(channel, self.session.incident(now), now)
+            return compose(channel, incident, now)
 
         def sent(result: tuple[str, str] | None) -> None:
             if result is None:
@@ -180,23 +250,38 @@ class IncidentKeys:
                 self.app.copy_to_clipboard(copied)
                 self.notify(f"copied to your clipboard (OSC 52), check before pasting: {copied}", timeout=10)
             elif plan.how == "probe":
-                self.playbook_pane.show_output(step.id, "running…")
+                self._step_outcome(playbook, step, "", StepOutcome.running(self.app.clock()))
                 result = await runner.probe(playbook, step)
-                self.playbook_pane.show_output(step.id, result.output if result.ok else f"✖ {result.error}")
+                self._step_outcome(playbook, step, result.output if result.ok else f"✖ {result.error}",
+                                   StepOutcome.of(result, self.app.clock()))
                 self.app.show_journal()
             elif plan.how == "refuse":
+                self._step_outcome(playbook, step, f"✖ {plan.why or 'refused'}",
+                                   StepOutcome.refused(plan.why or "refused", self.app.clock()))
                 if session.read_only:
                     await runner.run(playbook, step, {}, "")  # the runner journals the refusal
                 self.notify(plan.why or "refused", title="refused", severity="error", timeout=10)
             else:
                 await self._run_confirmed(runner, playbook, step)
         except Refused as refused:
+            # Never left saying "running": the step says it was refused, and stays so.
+            self._step_outcome(playbook, step, f"✖ {refused}", StepOutcome.refused(str(refused), self.app.clock()))
             self.notify(str(refused), title="refused", severity="error", timeout=10)
             self.app.show_journal()
+        except Exception as exc:
+            if self.is_attached:  # a screen already gone has no step to mark
+                self._step_outcome(playbook, step, f"✖ {type(exc).__name__}: {exc}",
+                                   StepOutcome(False, f"✖ failed at {self.app.clock():%H:%M:%S}: {type(exc).__name__}"))
+            raise  # the app's worker handler says so, once
 
-    async def _ask_values(self, runner, step) -> dict[str, str] | None:
+    def _step_outcome(self, playbook, step, output: str, outcome: StepOutcome) -> None:
+        self.playbook_pane.show_output(step.id, output, outcome, playbook_id=playbook.id)
+
+    async def _ask_values(self, runner, step, but: str | None = None) -> dict[str, str] | None:
         values: dict[str, str] = {}
         for name in runner.values_needed(step):
+            if name == but:
+                continue  # asked on the confirmation itself
             answer = await self.app.push_screen_wait(Prompt(
                 f"{step.title}: which {name.replace('_', ' ')}?", choices=self.session.choices(name),
                 hint=f"fills {{{name}}} in the step"))
@@ -208,15 +293,30 @@ class IncidentKeys:
     async def _run_confirmed(self, runner, playbook, step) -> None:
         from console.screens.confirm import ConfirmTyped
 
-        values = await self._ask_values(runner, step)
+        target = self.session.step_target(step)
+        values = await self._ask_values(runner, step, but=target)
         if values is None:
             return
-        expected = runner.expected_confirmation(step, values)
-        what = runner.what_runs(step, values)  # the exact argv or script, and each value as data
-        typed = await self.app.push_screen_wait(ConfirmTyped(f"{step.title}", what, expected))
-        if typed is None:
-            return
-        self.playbook_pane.show_output(step.id, "running…")
+        if target is not None:
+            # The value is its own confirmation (`confirm: '{pid}'`): asked once,
+            # with the session it would hit shown as it is typed.
+            from console.screens.confirm_target import ConfirmTarget
+
+            typed = await self.app.push_screen_wait(ConfirmTarget(
+                step.title, target, lambda value: self.session.step_confirmation(step, {**values, target: value}),
+                choices=self.session.choices(target)))
+            if typed is None:
+                return
+            values[target] = typed
+        else:
+            expected = runner.expected_confirmation(step, values)
+            # Who it would hit (from the last refresh), then the exact argv or script.
+            what = self.session.step_confirmation(step, values)
+            typed = await self.app.push_screen_wait(ConfirmTyped(f"{step.title}", what, expected))
+            if typed is None:
+                return
+        self._step_outcome(playbook, step, "", StepOutcome.running(self.app.clock()))
         result = await runner.run(playbook, step, values, typed)
-        self.playbook_pane.show_output(step.id, result.output if result.ok else f"✖ {result.error or result.output}")
+        self._step_outcome(playbook, step, result.output if result.ok else f"✖ {result.error or result.output}",
+                           StepOutcome.of(result, self.app.clock()))
         self.app.show_journal()

@@ -42,6 +42,8 @@ NAMES = {"services": "Services", "errors": "Errors", "postgres": "PostgreSQL", "
          "playbook": "Playbook", "timeline": "Timeline"}
 # Below this size the panes are tabs: one at a time, the strip says which.
 GRID_MIN_SIZE = (120, 34)
+# The incident's state keys, first in the footer: Declare, Status, Update.
+FOOTER_FIRST = ("incident.declare", "incident.status", "incident.update")
 
 
 def tab_label(pane_id: str, mark: str = "") -> str:
@@ -50,19 +52,23 @@ def tab_label(pane_id: str, mark: str = "") -> str:
 
 class MainScreen(RowKeys, IncidentKeys, Screen):
     BINDINGS = [
-        # First, so the footer shows them even at 80 columns.
-        Binding("q", "app.quit", "Quit", id="quit"),
-        Binding("r", "app.refresh_now", "Refresh", id="refresh"),
+        # In the footer's order. After the focused pane's own keys (up to 25
+        # columns), an 80-column footer keeps the incident's keys and help;
+        # zoom, filter and quit follow where there is room (issue 13). `r` is
+        # in the help only: readings refresh by themselves.
+        *(b for b in INCIDENT_BINDINGS if b.id in FOOTER_FIRST),
         Binding("question_mark", "help", "Help", id="help"),
+        *(b for b in INCIDENT_BINDINGS if b.id not in FOOTER_FIRST),
         Binding("z", "zoom", "Zoom", id="zoom"),
         Binding("slash", "filter", "Filter", id="filter"),
+        Binding("r", "app.refresh_now", "Refresh", show=False, id="refresh"),
+        Binding("q", "app.quit", "Quit", id="quit"),
         Binding("plus", "app.refresh_interval(1)", "Slower refresh", show=False, id="refresh.slower"),
         Binding("minus", "app.refresh_interval(-1)", "Faster refresh", show=False, id="refresh.faster"),
         Binding("right_square_bracket", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
         Binding("left_square_bracket", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
         *(Binding(str(n), f"focus_pane('{pane_id}')", NAMES[pane_id], show=False, id=f"pane.{pane_id}")
           for n, pane_id in enumerate(PANES, start=1)),
-        *INCIDENT_BINDINGS,
     ]
 
     def __init__(self, config, read_only: bool = False) -> None:
@@ -302,6 +308,9 @@ class MainScreen(RowKeys, IncidentKeys, Screen):
     # ---- the palette -------------------------------------------------------
     def commands(self):
         """(title, help, callback) of this screen's commands, for the palette."""
+        from console.incident.journal import STATUSES
+        from console.incident.session import STATUS_MEANING
+
         for pane_id in PANES:
             label = tab_label(pane_id)
             yield f"Go to pane {label}", f"Focus {label[2:]} ({label[0]})", lambda p=pane_id: self.action_focus_pane(p)
@@ -310,10 +319,16 @@ class MainScreen(RowKeys, IncidentKeys, Screen):
         yield "Help: keys and commands", "Every binding and command (?)", self.action_help
         yield "Declare incident", "Title and severity (D)", self.action_declare
         yield "Acknowledge incident", "Record the acknowledgement time (a)", self.action_acknowledge
-        yield "Status: next", "Investigating → Identified → Monitoring → Resolved (s)", self.action_next_status
+        yield "Set status…", "Choose from the list, the current one marked; take back the last change (s)", \
+            self.action_choose_status
+        for status in STATUSES:
+            yield f"Set status: {status}", STATUS_MEANING[status], lambda s=status: self.action_set_status(s)
+        yield "Status: next", "Investigating → Identified → Monitoring → Resolved", self.action_next_status
+        yield "Take back the last status or severity change", "Journals the value before it (undo)", \
+            self.action_undo_change
         yield "Mark mitigated", "Record the mitigation time (TTM)", self.action_mitigated
         yield "Resolve incident", "Status Resolved (TTR)", self.action_resolve
-        yield "Set severity", "P0–P3 or SEV1–SEV4", self.action_severity
+        yield "Set severity…", "P0–P3 or SEV1–SEV4, from a list with the current one marked", self.action_severity
         for role in ("commander", "scribe", "communications"):
             yield f"Role: {role}", f"Who is {role} (default: you)", lambda r=role: self.action_role(r)
         yield "Compose status update", "Fill a template, copy it, journal it (u)", self.action_compose_update

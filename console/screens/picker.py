@@ -54,3 +54,44 @@ class PlaybookPicker(Modal[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class Choices(Modal[str | None]):
+    """Choose one of a few values (a status), the current one marked and under
+    the cursor, so a reflexive Enter changes nothing. Dismisses with the
+    chosen id, or None on Escape."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="choices.cancel")]
+    DEFAULT_CSS = """
+    Choices { align: center middle; }
+    Choices > Vertical { width: 80%; max-width: 100; height: auto; border: round $primary; padding: 0 1;
+                         background: $surface; }
+    Choices OptionList { height: auto; max-height: 16; }
+    Choices .hint { color: $text-muted; }
+    """
+
+    def __init__(self, title: str, options: list[tuple[str, str, bool]], hint: str = "") -> None:
+        """``options``: (id, label, is it the current one)."""
+        super().__init__()
+        self.title_text, self.options, self.hint = title, options, hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(plain(self.title_text, "bold"))
+            yield OptionList(*(Option(plain(("● " if current else "  ") + label + (" (now)" if current else ""),
+                                            "bold" if current else "", limit=300), id=option_id)
+                               for option_id, label, current in self.options))
+            yield Label(plain(self.hint or "Enter chooses, Escape leaves it as it is"), classes="hint")
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.focus()
+        current = [i for i, (_, _, is_current) in enumerate(self.options) if is_current]
+        options.highlighted = current[0] if current else 0
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Mapping
 
-from console.sources.base import Snapshot, Source, State, bounded_poll
+from console.sources.base import Backoff, Snapshot, Source, State, bounded_poll
 
 if TYPE_CHECKING:
     from console.config import Config
@@ -40,6 +40,12 @@ def build_sources(config: "Config") -> list[Source]:
     if config.redis:
         from console.sources.redis import RedisSource
         sources += [RedisSource(t) for t in config.redis]
+    for source in sources:
+        # A recovered server must show within two refreshes (see Backoff).
+        # The sources that reconnect each build their own Backoff.
+        backoff = getattr(source, "_backoff", None)
+        if isinstance(backoff, Backoff):
+            backoff.within(config.refresh)
     return sources
 
 
@@ -49,9 +55,25 @@ async def poll_judged(source: Source, limits: Mapping[str, "Limit"]) -> Snapshot
     return judge(await bounded_poll(source), limits)
 
 
-async def poll_once(sources: list[Source], limits: Mapping[str, "Limit"]) -> list[Snapshot]:
-    """Every source once, concurrently; each bounded by its own timeout."""
-    return list(await asyncio.gather(*(poll_judged(s, limits) for s in sources)))
+# How long ``poll_once`` waits before reading again a source whose first
+# reading was only a baseline (scraped counters: a rate needs two scrapes).
+BASELINE_GAP_S = 1.0
+
+
+async def poll_once(sources: list[Source], limits: Mapping[str, "Limit"],
+                    baseline_gap: float = BASELINE_GAP_S) -> list[Snapshot]:
+    """Every source once, concurrently; each bounded by its own timeout. A
+    source whose reading was only a baseline is read once more, after
+    ``baseline_gap``: `status` on a scraped service reports its rates, not
+    "unknown"."""
+    first = list(await asyncio.gather(*(poll_judged(s, limits) for s in sources)))
+    again = [i for i, snap in enumerate(first) if snap.details.get("baseline")]
+    if again:
+        await asyncio.sleep(baseline_gap)
+        second = await asyncio.gather(*(poll_judged(sources[i], limits) for i in again))
+        for i, snap in zip(again, second):
+            first[i] = snap
+    return first
 
 
 async def close_all(sources: list[Source]) -> None:

@@ -72,15 +72,37 @@ async def _forget_connection(source: Source) -> None:
 
 
 class Backoff:
-    """Delays between reconnect attempts after a loss: 1, 2, 4 … up to a cap."""
+    """Delays between reconnect attempts after a loss: 1, 2, 4 … up to a cap.
+
+    A poll that backs off shows the server as down without asking it, so a
+    backoff longer than the refresh would hide a recovered server: after a
+    45 s hang one said "down … retrying" for 29 s more. Two rules keep a
+    recovered server hidden for two refresh intervals at most. The sources
+    built from the config are capped at its refresh (:meth:`within`), so
+    "retrying in" never says more than one refresh. And :meth:`ready` never
+    says no twice in a row, since each poll asks it once: that holds at
+    whatever interval the polls come (the operator can change it while the
+    console runs), at the price of a knock on a dead server every other poll.
+    """
 
     def __init__(self, first: float = 1.0, cap: float = 30.0, clock=time.monotonic) -> None:
         self.first, self.cap, self.clock = first, cap, clock
         self._failures = 0
         self._not_before = 0.0
+        self._held_back = False  # the last ready() said no
+
+    def within(self, seconds: float) -> None:
+        """Never wait longer than ``seconds`` (the refresh) between attempts."""
+        self.cap = min(self.cap, seconds)
+        self.first = min(self.first, self.cap)
+        self._not_before = min(self._not_before, self.clock() + self.cap)
 
     def ready(self) -> bool:
-        return self.clock() >= self._not_before
+        if self._held_back or self.clock() >= self._not_before:
+            self._held_back = False
+            return True
+        self._held_back = True
+        return False
 
     def wait_left(self) -> float:
         return max(0.0, self._not_before - self.clock())
@@ -93,3 +115,4 @@ class Backoff:
     def succeeded(self) -> None:
         self._failures = 0
         self._not_before = 0.0
+        self._held_back = False

@@ -51,6 +51,10 @@ BREAKDOWN_QUERY = (
 MAX_API_ANSWER = 1024 * 1024  # an aggregated instant query is a few hundred bytes
 MAX_EXPOSITION = 16 * 1024 * 1024  # a big Go service exposes a few MB
 FIRST_SCRAPE = "first scrape; rates after the next"
+# The default queries' rate window: request_rate times this is how many
+# requests the error ratio was taken over (a custom query's window may differ;
+# then it reads as requests per minute).
+PROMETHEUS_WINDOW_S = 60
 
 
 def _snapshot(name: str, via: str, state: State, values: dict[str, float | None], notes: list[str],
@@ -58,10 +62,21 @@ def _snapshot(name: str, via: str, state: State, values: dict[str, float | None]
     metrics: dict[str, Any] = {m: values.get(m) for m in METRICS}
     metrics["via"] = via
     details: dict[str, Any] = {"notes": tuple(notes)}
+    if values.get("window_requests") is not None:
+        # How many requests the ratio is over: a limit judges a ratio only
+        # over enough of them (console.thresholds, min_requests), so one 5xx
+        # in 17 requests is not a critical outage.
+        details["window_requests"] = values["window_requests"]
     if state is not State.UNREACHABLE and all(metrics[m] is None for m in METRICS):
-        # Answered, but with not one number: "ok" would be a guess. The state
-        # stays ok until State can say "no data"; panes read this flag.
+        # Answered, but with not one number: "ok" would be a guess, so the
+        # state says unknown. The flag stays for the panes that read it.
         details["no_data"] = True
+        state = State.UNKNOWN
+    if FIRST_SCRAPE in notes:
+        # A baseline only: rates need the next scrape. ``status`` asks again
+        # (console.sources.poll_once) rather than report "unknown" for a
+        # service that answers.
+        details["baseline"] = True
     return Snapshot(kind=KIND, name=name, state=state, taken_at=utcnow(), error=error,
                     latency_ms=latency_ms, metrics=metrics, details=details)
 
@@ -112,6 +127,8 @@ class PrometheusErrors(HttpSource, Source, PromQuerying, HttpProbing, Drilling):
         notes = [f"{name}: {note}" for name, a in answers.items() for note in a.notes]
         failed = {name: a.error for name, a in answers.items() if a.error is not None}
         state = State.UNREACHABLE if len(failed) == len(answers) else State.OK
+        if values.get("request_rate") is not None:
+            values["window_requests"] = values["request_rate"] * PROMETHEUS_WINDOW_S
         return self.trend.add(_snapshot(self.name, "prometheus", state, values, notes, _combine(failed), latency))
 
     async def drill(self, row: str) -> Detail:
@@ -378,6 +395,7 @@ def _request_rates(now: Scrape, increase: dict[tuple, float], interval: float,
         return
     total = sum(increase.values())
     values["request_rate"] = total / interval
+    values["window_requests"] = total
     if not now.has_status:
         notes.append(f"error_ratio: {REQUESTS} has no status or code label")
     elif total == 0:

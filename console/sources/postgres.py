@@ -311,15 +311,18 @@ class PostgresSource(Source, SqlProbing, BackendSignalling, Drilling):
         )
 
     def _options(self) -> str:
-        """The DSN's own ``options`` plus a statement_timeout.
+        """The ``options`` libpq would use (the DSN's, its service's or
+        PGOPTIONS: ours replace them all) plus a statement_timeout.
 
         The server cancels a slow catalog query a little before our own
         deadline, so the connection survives and the error says why.
         """
-        from psycopg.conninfo import conninfo_to_dict
+        import os
+
+        from console.conninfo import effective
 
         try:
-            given = str(conninfo_to_dict(self.target.dsn).get("options") or "")
+            given = effective(self.target.dsn, os.environ).get("options") or ""
         except Exception:
             given = ""  # the connect attempt will report the bad DSN
         ours = f"-c statement_timeout={max(100, int(self.timeout * 800))}"

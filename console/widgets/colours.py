@@ -20,6 +20,7 @@ from console.vocabulary import State
 
 STATE_VARIABLE = {
     State.OK: "state-ok",
+    State.UNKNOWN: "state-unknown",
     State.WARNING: "state-warning",
     State.CRITICAL: "state-critical",
     State.UNREACHABLE: "state-unreachable",

@@ -59,7 +59,7 @@ def trend(samples: Sequence[Sample], width: int | None, colour: Colours) -> Text
 class ErrorRatesPane(LivePane):
     TITLE = "2 Error rates"
     KINDS = ("errors",)
-    COLUMNS = (("State", 7), ("Service", 16), ("5xx", 6), ("5xx trend", HISTORY), ("req/s", 6), ("p95", 5),
+    COLUMNS = (("State", 7), ("Service", 16), ("5xx", 6), ("5xx trend", HISTORY, 4), ("req/s", 6), ("p95", 5),
                ("Note", 60))
 
     def __init__(self, **kwargs) -> None:
@@ -72,11 +72,10 @@ class ErrorRatesPane(LivePane):
         self.history.setdefault(snapshot.name, deque(maxlen=HISTORY)).append((value, snapshot.state))
         super().take(snapshot)
 
-    def on_resize(self) -> None:
-        # How much of the trend column shows depends on the table's width,
-        # known once the new layout is done.
+    def on_reading_table_fitted(self) -> None:
+        # How much of the trend column shows depends on the table's width.
         if self.snapshots and getattr(self, "_ready", False):
-            self.call_after_refresh(self._render_readings)
+            self._render_readings()
 
     def summary(self) -> Text:
         snaps = self.ordered()
@@ -110,15 +109,10 @@ class ErrorRatesPane(LivePane):
         """How many cells of the trend column are on screen: all of it, or
         what a narrow pane leaves of it (before any layout: all)."""
         try:
-            table = self.table
+            width = self.table.shown_width(TREND_COLUMN)
         except NoMatches:
             return HISTORY
-        visible = table.scrollable_content_region.width
-        columns = table.ordered_columns
-        if visible <= 0 or len(columns) <= TREND_COLUMN:
-            return HISTORY
-        start = sum(c.get_render_width(table) for c in columns[:TREND_COLUMN]) - round(table.scroll_x)
-        return max(1, min(HISTORY, visible - start))
+        return HISTORY if width is None else width
 
 
 def _no_data(snap: Snapshot) -> bool:

@@ -1,4 +1,9 @@
-"""The header: which environment, whether read-only, and the incident."""
+"""The header: which environment, whether read-only, and the incident.
+
+One line at any width from 80 columns: the environment, severity, status,
+the next update's countdown and the clock always show; the title is cut to
+the room left, and the commander and elapsed time go first when there is none.
+"""
 
 from __future__ import annotations
 
@@ -41,18 +46,27 @@ class IncidentHeader(Static):
         if self._now is not None:
             self.tick(self._now)
 
+    def on_resize(self) -> None:
+        self._recolour()
+
     def tick(self, now: datetime) -> None:
         """Redraw only when the text changes: elapsed time is shown in whole
         minutes so an idle SSH link carries one header line a minute."""
         self._now = now
         colour = colours.of(self)
+        width = self.size.width or None  # None before the first layout: nothing to fit yet
+        clock = Text(f"  {now:%H:%M} UTC", "dim")
         text = Text()
-        text.append(f" {inert(self.environment.upper(), 30)} ", BANNER_STYLE.get(self.banner, "reverse"))
+        name_room = 30 if width is None or width >= 100 else 16
+        text.append(f" {inert(self.environment.upper(), name_room)} ", BANNER_STYLE.get(self.banner, "reverse"))
         if self.read_only:
             text.append(" READ-ONLY ", colour.on("state-warning"))
         text.append(" ")
-        text.append_text(incident_line(self.incident, now, colour))
-        text.append(f"  {now:%H:%M} UTC", "dim")
+        room = None if width is None else width - text.cell_len - clock.cell_len
+        text.append_text(incident_line(self.incident, now, colour, room))
+        if width is not None:
+            text.truncate(max(width - clock.cell_len, 0), overflow="ellipsis")
+        text.append_text(clock)
         if self._shown is None or not same(text, self._shown):
             self._shown = text
             self.update(text)
@@ -72,27 +86,55 @@ def severity_style(severity: str, colour: Colours):
     return "reverse"
 
 
-def incident_line(incident, now: datetime, colour: Colours) -> Text:
-    """Title, severity, status, commander, elapsed, and the update countdown."""
+MIN_TITLE = 12  # below this the commander and elapsed time give up their room to the title
+
+
+def incident_line(incident, now: datetime, colour: Colours, room: int | None = None) -> Text:
+    """Severity, title, status, commander, elapsed, and the update countdown,
+    in ``room`` cells when given: the title is cut first, then the commander
+    and the elapsed time are left out; severity, status and countdown stay."""
     if incident is None or not incident.declared:
-        return Text("no incident declared (press D to declare)", "dim")
-    text = Text()
+        said = "no incident declared (press D to declare)"
+        return Text(said if room is None or len(said) <= room else "no incident (D declares)", "dim")
     severity = incident.severity or "?"
-    text.append(f" {inert(severity, 6)} ", severity_style(severity, colour))
-    text.append(f" {inert(incident.title or '', 50)} ", "bold")
-    text.append(f"· {inert(incident.status or 'Investigating', 15)} ")
-    if incident.commander:
-        text.append(f"· IC {inert(incident.commander, 16)} ")
-    if incident.elapsed is not None:
-        text.append(f"· {_minutes(incident.elapsed)} ")
-    left = update_countdown(incident, now)
-    if left is not None:
-        if left.total_seconds() < 0:
-            text.append(f" ⚠ UPDATE OVERDUE {_minutes(-left)} ", colour.on("state-critical"))
-        else:
-            text.append(f"· next update {_minutes(left)}",
-                        colour.style("state-warning") if left.total_seconds() < 180 else "")
+    head = Text(f" {inert(severity, 6)} ", severity_style(severity, colour))
+    status = Text(f"· {inert(incident.status or 'Investigating', 15)} ")
+    countdown = _countdown(incident, now, colour)
+    if room is not None and head.cell_len + status.cell_len + countdown.cell_len + 1 > room:
+        countdown = _countdown(incident, now, colour, short=True)
+    optional = [Text(f"· IC {inert(incident.commander, 16)} ") if incident.commander else None,
+                Text(f"· {_minutes(incident.elapsed)} ") if incident.elapsed is not None else None]
+    title = inert(incident.title or "", 50)
+    title_room = None if room is None else room - head.cell_len - status.cell_len - countdown.cell_len - 2
+    kept = []
+    for part in optional:
+        if part is None:
+            continue
+        if title_room is None or title_room - part.cell_len >= min(MIN_TITLE, len(title)):
+            kept.append(part)
+            title_room = None if title_room is None else title_room - part.cell_len
+    if title_room is not None:
+        cut = Text(title)
+        cut.truncate(title_room, overflow="ellipsis")  # by cells: a wide title is cut as drawn
+        title = cut.plain if title_room >= 4 else ""
+    text = head
+    text.append(f" {title} " if title else " ", "bold")
+    text.append_text(status)
+    for part in kept:
+        text.append_text(part)
+    text.append_text(countdown)
     return text
+
+
+def _countdown(incident, now: datetime, colour: Colours, short: bool = False) -> Text:
+    """The next update's countdown, or how overdue it is (shorter words when ``short``)."""
+    left = update_countdown(incident, now)
+    if left is None:
+        return Text()
+    if left.total_seconds() < 0:
+        return Text(f" ⚠ {'' if short else 'UPDATE '}OVERDUE {_minutes(-left)} ", colour.on("state-critical"))
+    return Text(f"· {'update' if short else 'next update'} {_minutes(left)}",
+                colour.style("state-warning") if left.total_seconds() < 180 else "")
 
 
 def _minutes(span) -> str:

@@ -150,7 +150,7 @@ class LivePane(Vertical):
         """The last good row of a source that is down now: dimmed; where the
         table has them, its State says what is true now and its Note why."""
         kept = list(dimmed(cells))
-        labels = [label for label, _ in self.COLUMNS]
+        labels = [label for label, *_ in self.COLUMNS]
         if labels and labels[0] == "State":
             kept[0] = state_cell(snap.state, self.colours)
         if labels and labels[-1] == "Note" and snap.error:

@@ -23,7 +23,7 @@ from console.readings import role_warning
 from console.text import inert, plain
 from console.vocabulary import Snapshot
 from console.widgets.pane import LivePane
-from console.widgets.table import ReadingTable, Row
+from console.widgets.table import Column, ReadingTable, Row
 
 SESSIONS, GROUPS, LOCKS = "sessions", "groups", "lock tree"
 
@@ -33,10 +33,11 @@ class PostgresPane(LivePane):
     KINDS = ("postgres",)
     # What decides whether to act comes first; the query is cut to what fits,
     # with database, user and application after it for a wider screen.
-    COLUMNS = (("PID", 7), ("State", 10), ("Time", 5), ("Blocker", 7), ("Query", 60), ("DB", 10),
-               ("User", 10), ("Application", 20))
-    GROUP_COLUMNS = (("Application", 20), ("User", 10), ("Client", 15), ("Total", 5), ("Active", 6),
-                     ("Idle", 5), ("Idle tx", 7), ("Oldest", 6), ("Service now", 30))
+    COLUMNS = (("PID", 7), ("State", 10), ("Time", 5), ("Blocker", 7), ("Query", 60, 10),
+               Column("DB", 10, wide=True), Column("User", 10, wide=True), Column("Application", 20, wide=True))
+    # Names may be cut so that the counts (Total first) fit a half-width pane.
+    GROUP_COLUMNS = (("Application", 20, 10), ("User", 10, 6), ("Client", 15, 10), ("Total", 5), ("Active", 6),
+                     ("Idle", 5), ("Idle tx", 7), ("Oldest", 6), Column("Service now", 30, wide=True))
     # Full state names do not fit a half-width pane.
     SHORT_STATE = {"idle in transaction": "idle in tx", "idle in transaction (aborted)": "idle in tx!",
                    "fastpath function call": "fastpath"}

@@ -52,7 +52,8 @@ class RedisPane(LivePane):
 
     def __init__(self, instances: tuple[str, ...] = (), **kwargs) -> None:
         self.instances = instances or ("redis",)
-        self.COLUMNS = (("", 15),) + tuple((name[:18], 18) for name in self.instances)
+        # Two instances share a half-width pane: each can give up cells to the next.
+        self.COLUMNS = (("", 15, 11),) + tuple((name[:18], 18, 9) for name in self.instances)
         super().__init__(**kwargs)
 
     def summary(self) -> Text:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from console.readings import duration, millis
+from console.readings import duration, general, millis
 from console.vocabulary import Snapshot, State
 from console.text import plain
 from console.widgets.pane import LivePane, state_cell
@@ -16,7 +16,8 @@ EVENTS_SHOWN = 3
 class ServicesPane(LivePane):
     TITLE = "1 Services"
     KINDS = ("http", "kubernetes")
-    COLUMNS = (("State", 7), ("Service", 18), ("Reading", 17), ("Note", 100))
+    # A name may be cut to 10; a reading (``200 · 13ms``, ``1/3 ready · 12↻``) never is.
+    COLUMNS = (("State", 7), ("Service", 18, 10), ("Reading", 15), ("Note", 100))
     # k9s's keys on a workload row: ``l`` opens the logs of its most-restarted
     # pod (the previous container's, for a crash loop), so they are two keys
     # from here; the changes are confirmed by typing the workload's name.
@@ -29,8 +30,8 @@ class ServicesPane(LivePane):
         for ns in self.ordered("kubernetes"):
             m = ns.metrics
             if ns.reachable:
-                text.append(f" · k8s {ns.name}: {m.get('unavailable_replicas', 0)} unavailable, "
-                            f"{m.get('crashlooping_pods', 0)} crashlooping")
+                text.append(f" · k8s {ns.name}: {general(m.get('unavailable_replicas', 0))} unavailable, "
+                            f"{general(m.get('crashlooping_pods', 0))} crashlooping")
         return plain(text.plain)
 
     def snapshot_rows(self, snap: Snapshot) -> list[Row]:

@@ -8,20 +8,42 @@ updates only the cells that differ. Cells are always ``rich.text.Text``
 The cursor stays on its row (by key) while rows come and go, as in htop and
 pg_activity; ``<``/``>`` move the sort column and a click on a header sorts
 by it (again: the other way). Numbers sort as numbers, with their units.
+
+A table never lets its pane's edge cut a reading (``200 · 13m`` was 13 ms):
+columns are shown left to right, the earlier ones mattering more, each at
+least as wide as it says; what does not fit is hidden, not clipped. A cell
+longer than its column ends after its last whole word, with an ellipsis,
+and never inside a number.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from console.text import inert
 
 Row = tuple[str, Sequence[Text]]
+LEAST_TEXT = 8
+
+
+class Column(NamedTuple):
+    """A column as a pane declares it; a plain ``(label, width)`` tuple is one too."""
+
+    label: str
+    width: int | None
+    # The narrowest it may be cut to. None: shown whole or not at all, but the
+    # last column (a note, an event) can be cut to LEAST_TEXT.
+    least: int | None = None
+    # Shown only when every column before it has its full width: what is
+    # for a wider screen (the query first, its database after it).
+    wide: bool = False
 
 
 UNITS = {"": 1.0, "%": 1.0, "ms": 1e-3, "µs": 1e-6, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
@@ -40,6 +62,69 @@ def sort_key(cell: Text) -> tuple:
     return (1, 0.0, text.casefold())
 
 
+# A number with what is written on it: 13ms, 0.5s, 192.168.0.1, 12↻, 4.1M
+# (an address's port, after its colon, may go: ``10.0.0.5…``).
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d.,]*[a-zµ%↻]*(?!\w)", re.IGNORECASE)
+DANGLING = " ·/,;:=-–>(|"  # nothing to end on before the ellipsis
+
+
+def fit(cell: Text, width: int) -> Text:
+    """``cell`` in ``width`` cells: whole, or up to the end of its last word
+    that fits, then ``…``. A word too long is cut inside, but never inside a
+    number (``200 · 13ms`` reads ``200…``, never ``200 · 13m``)."""
+    if cell.cell_len <= width:
+        return cell
+    if width <= 1:
+        return Text("…"[:max(width, 0)], style=cell.style)
+    text, room = cell.plain, width - 1
+    end = 0
+    while end < len(text) and cell_len(text[:end + 1]) <= room:
+        end += 1
+    # At the end of a word, unless that leaves less than half the room
+    # (``app unavailable_replicas…`` must not read ``app…``).
+    words = [m.end() for m in re.finditer(r"\S+", text) if m.end() <= end]
+    cut = words[-1] if words and words[-1] * 2 >= end else end
+    if cut == end:
+        for number in NUMBER.finditer(text):
+            if number.start() < cut < number.end():
+                cut = number.start()
+    while cut > 0 and text[cut - 1] in DANGLING:
+        cut -= 1
+    out = cell[:cut]
+    out.append("…")
+    return out
+
+
+def plan(columns: Sequence[tuple], room: int) -> list[int]:
+    """How wide each column's text is in ``room`` cells, 0 for a hidden one.
+
+    Columns are taken left to right, each at its least width (a space
+    between two), until the next does not fit; the rest are hidden. What is
+    left widens them, left to right, up to their own width. The first column
+    is always shown."""
+    last = len(columns) - 1
+    specs = []
+    for i, column in enumerate(Column(*c) for c in columns):
+        width = column.width if column.width is not None else 40
+        least = column.least if column.least is not None else (min(width, LEAST_TEXT) if i == last else width)
+        specs.append((width, min(least, width), column.wide))
+    widths = [0] * len(specs)
+    used = full = 0  # cells taken at least widths, and at full widths
+    for i, (width, least, wide) in enumerate(specs):
+        gap = 1 if i else 0
+        if i and (used if not wide else full) + gap + least > room:
+            break
+        widths[i] = min(least, room) if i == 0 else least
+        used, full = used + gap + least, full + gap + width
+    left = room - used
+    for i, (width, _, _) in enumerate(specs):
+        if widths[i] and left > 0:
+            grow = min(left, width - widths[i])
+            widths[i] += grow
+            left -= grow
+    return widths
+
+
 def same(a: Text, b: Text) -> bool:
     """Equal as shown. ``Text.__eq__`` ignores the base style, so a row that
     only turned red (or struck) would otherwise never be redrawn."""
@@ -51,7 +136,15 @@ class ReadingTable(DataTable):
     ReadingTable { height: 1fr; scrollbar-size: 1 1; }
     """
 
-    def __init__(self, columns: Sequence[tuple[str, int | None]], cursor: bool = True, **kwargs) -> None:
+    class Fitted(Message):
+        """Which columns show, or how wide, changed (a pane that draws to a
+        column's width, like a sparkline, redraws)."""
+
+        def __init__(self, table: "ReadingTable") -> None:
+            super().__init__()
+            self.table = table
+
+    def __init__(self, columns: Sequence[tuple], cursor: bool = True, **kwargs) -> None:
         # No cell padding: columns carry one space of their own, which buys the
         # last (widest) column eight more characters in a half-width pane.
         super().__init__(cursor_type="row", zebra_stripes=False, show_cursor=cursor, cell_padding=0, **kwargs)
@@ -62,12 +155,63 @@ class ReadingTable(DataTable):
         self._given: Sequence[Row] = ()
         self.sort_column: int | None = None  # None: the order the source gave (what matters first)
         self.sort_reverse = False
+        self._widths: list[int] | None = None  # the text width of each column (0: hidden); None: all whole
 
     def on_mount(self) -> None:
         last = len(self._columns) - 1
-        for i, (label, width) in enumerate(self._columns):
+        for i, (label, width, *_) in enumerate(self._columns):
             # A str label would be parsed as markup; Redis columns are named by the config.
             self.add_column(self._label(i), key=label, width=width if width is None or i == last else width + 1)
+
+    # ---- fitting the pane --------------------------------------------------
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _room(self) -> int:
+        """The cells the columns can use: the content width, less the
+        vertical scrollbar when the rows will need one."""
+        width, height = self.size
+        if len(self._order) + (1 if self.show_header else 0) > height:
+            width -= self.styles.scrollbar_size_vertical
+        return width
+
+    def _fit(self) -> None:
+        room = self._room()
+        if room <= 0 or not self.columns:
+            return  # not laid out (a hidden tab): keep what it had
+        widths = plan(self._columns, room)
+        if widths == self._widths:
+            return
+        self._widths = widths
+        shown = [i for i, width in enumerate(widths) if width]
+        for i, column in enumerate(self.ordered_columns):
+            column.width = widths[i] + (1 if widths[i] and i != shown[-1] else 0)
+        self._update_count += 1
+        self._clear_caches()
+        self._require_update_dimensions = True
+        self.refresh()
+        self.post_message(self.Fitted(self))
+
+    def shown_width(self, index: int) -> int | None:
+        """How many cells column ``index`` shows (0: hidden); None before the table is fitted."""
+        return None if self._widths is None else self._widths[index]
+
+    def _compute_row_renderables(self, row_index: int):
+        # The one place a cell meets its column: cut at a word, never in a number.
+        renderables = super()._compute_row_renderables(row_index)
+        if self._widths is not None:
+            for i, (cell, width) in enumerate(zip(renderables.cells, self._widths)):
+                if isinstance(cell, Text):
+                    renderables.cells[i] = fit(cell, width)
+        return renderables
+
+    def _render_cell(self, row_index: int, column_index: int, base_style, width: int, *args, **kwargs):
+        if width <= 0:
+            # A hidden column draws nothing: Rich would give it one empty
+            # segment without a style, which the NO_COLOR filter cannot take.
+            row = self.rows.get(self._row_locations.get_key(row_index)) if row_index >= 0 else None
+            return [[]] * max(1, row.height if row is not None else self.header_height)
+        return super()._render_cell(row_index, column_index, base_style, width, *args, **kwargs)
 
     def _label(self, index: int) -> Text:
         label = inert(self._columns[index][0], 60)
@@ -87,10 +231,14 @@ class ReadingTable(DataTable):
     def sort_step(self, step: int) -> None:
         """`<`/`>`: the sort column one to the left or right (from none: the first or last)."""
         count = len(self._columns)
-        if self.sort_column is None:
-            column = 0 if step > 0 else count - 1
-        else:
-            column = (self.sort_column + step) % count
+        column = self.sort_column
+        for _ in range(count):  # a hidden column is passed over: its ▲ would not show
+            if column is None:
+                column = 0 if step > 0 else count - 1
+            else:
+                column = (column + step) % count
+            if self.shown_width(column) != 0:
+                break
         self.sort_by(column, reverse=self.sort_reverse)
 
     def invert_sort(self) -> None:
@@ -140,9 +288,11 @@ class ReadingTable(DataTable):
         rows = self._sorted(rows)
         order = [key for key, _ in rows]
         if order != self._order:
-            return self._rebuild(rows)
+            changed = self._rebuild(rows)
+            self._fit()  # more rows may bring a scrollbar, fewer take it away
+            return changed
         changed = 0
-        labels = [label for label, _ in self._columns]
+        labels = [label for label, *_ in self._columns]
         for key, cells in rows:
             before = self._shown[key]
             for i, cell in enumerate(cells):

@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.widgets import Input
 
 from console.incident.export import describe
+from console.incident.state import CHANGE_KINDS
 from console.text import plain
 from console.widgets import colours
 from console.widgets.table import ReadingTable
@@ -31,6 +32,9 @@ class TimelinePane(Vertical):
         Binding("e", "edit('correct')", "Correct", id="timeline.correct"),
         Binding("x", "edit('strike')", "Strike", id="timeline.strike"),
         Binding("asterisk", "edit('pin')", "Pin", id="timeline.pin"),
+        # The table's own Enter selects the row (on_data_table_row_selected);
+        # listed here so the help and the keymap name it, not the footer (full at 80 columns).
+        Binding("enter", "open_entry", "Whole entry", show=False, id="timeline.open"),
         Binding("escape", "leave_input", "Done", show=False, id="timeline.leave"),
     ]
 
@@ -45,6 +49,13 @@ class TimelinePane(Vertical):
         def __init__(self, note_id: str, how: str) -> None:
             super().__init__()
             self.note_id, self.how = note_id, how
+
+    class EntryOpened(Message):
+        """The operator asked to read entry ``event_id`` whole."""
+
+        def __init__(self, event_id: str) -> None:
+            super().__init__()
+            self.event_id = event_id
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -79,6 +90,8 @@ class TimelinePane(Vertical):
             style = colour.style(*KIND_COLOUR[event.kind]) if event.kind in KIND_COLOUR else (
                 "" if event.kind == "note" else "dim")
             text = describe(event, incident)
+            if event.data.get("undoes") and event.kind in CHANGE_KINDS:
+                text += f" (took back {event.data.get('undone') or 'a change'})"
             if event.kind == "note":
                 note = incident.note(event.id) if incident is not None else None
                 if note is not None:
@@ -112,8 +125,21 @@ class TimelinePane(Vertical):
         self.table.focus()
 
     def action_edit(self, how: str) -> None:
+        key = self._current_id()
+        if key is not None:
+            self.post_message(self.NoteEdit(key, how))
+
+    def on_data_table_row_selected(self, event) -> None:
+        event.stop()
+        self.action_open_entry()
+
+    def action_open_entry(self) -> None:
+        key = self._current_id()
+        if key is not None:
+            self.post_message(self.EntryOpened(key))
+
+    def _current_id(self) -> str | None:
         row = self.table.cursor_row
         if row < 0 or row >= self.table.row_count:
-            return
-        key = self.table.coordinate_to_cell_key((row, 0)).row_key.value
-        self.post_message(self.NoteEdit(str(key), how))
+            return None
+        return str(self.table.coordinate_to_cell_key((row, 0)).row_key.value)
