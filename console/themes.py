@@ -30,6 +30,7 @@ APP_VARIABLES = {
     "state-warning": "warning",
     "state-critical": "error",
     "state-unreachable": "error",
+    "state-unknown": "secondary",
     "state-stale": "warning",
     "pane-border": "primary",
     "pane-focus": "primary",
@@ -138,7 +139,8 @@ def theme_names() -> set[str]:
 
 def variable_defaults(theme) -> dict[str, str]:
     """Values for the app's variables a theme leaves unset, from its colours."""
-    fallback = {"success": "#4EBF71", "warning": "#ffa62b", "error": "#ba3c5b", "primary": "#0178D4"}
+    fallback = {"success": "#4EBF71", "warning": "#ffa62b", "error": "#ba3c5b", "primary": "#0178D4",
+                "secondary": "#8a8fa3"}
     return {name: getattr(theme, source, None) or fallback[source] for name, source in APP_VARIABLES.items()}
 
 

@@ -29,7 +29,8 @@ from console.sources.http_detail import BODY_KEPT, BODY_LINES, HISTORY
 from console.text import inert
 from console.vocabulary import Snapshot
 from console.widgets.colours import Colours
-from console.widgets.error_rates import NO_DATA_MARK, ErrorRatesPane, newest, sparkline, trend
+from console.readings import STATE_MARK
+from console.widgets.error_rates import ErrorRatesPane, newest, sparkline, trend
 from httpfaults import FaultServer, Huge, Reply, json_reply, refused_url
 
 HOSTILE_BODY = (b"\x1b]52;c;ZXZpbA==\x07\x1b[2J[red]boom[/red] [link=x]y[/link]\x00nul\xff\xfe bad utf-8\r\n"
@@ -324,10 +325,10 @@ async def test_pane_shows_no_data_and_the_newest_trend_in_a_narrow_column():
     app = PaneApp()
     async with app.run_test(size=(40, 12)) as pilot:
         pane = app.query_one(ErrorRatesPane)
-        pane.take(errors_snapshot(None, no_data=True))
+        pane.take(errors_snapshot(None, State.UNKNOWN, no_data=True))  # as the source judges it
         await pilot.pause()
         cells = pane.table.get_row("errors:checkout:service")
-        assert cells[0].plain == NO_DATA_MARK and cells[6].plain.startswith("no data: ")
+        assert cells[0].plain == STATE_MARK[State.UNKNOWN] and cells[6].plain.startswith("no data: ")
         # 40 columns leave 8 cells of the trend column after State, Service and 5xx.
         assert pane.trend_width() == 40 - (8 + 17 + 7)
         for ratio in [0.0] * 10 + [0.5, 1.0]:

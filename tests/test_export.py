@@ -222,3 +222,13 @@ def test_markdown_text_shows_as_written(value, said):
     ("ls", "`ls`"), ("a `b` c", "``a `b` c``"), ("`", "`` ` ``"), ("x ``y``", "``` x ``y`` ```")])
 def test_code_spans_cannot_be_closed_from_inside(value, said):
     assert code(value) == said
+
+
+
+def test_a_taken_back_change_and_a_suggestion_read_as_what_they_were(tmp_path):
+    journal = Journal(tmp_path / "i.json", operator={"user": "oncall", "ssh_client": ""})
+    journal.append("playbook.suggested", playbook="pool-exhausted", title="Pool exhausted")
+    journal.append("incident.status", status="Identified", undoes="e1", undone="Monitoring")
+    suggested, status = journal.events()[-2:]
+    assert describe(suggested) == "Playbook suggested: pool-exhausted"
+    assert describe(status) == "Status: Identified (took back Monitoring)"

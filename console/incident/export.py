@@ -42,6 +42,11 @@ _ORDERED = re.compile(r"^(\d+)([.)])")
 
 # -- one line per event ---------------------------------------------------------
 
+def _took_back(d: Mapping[str, Any]) -> str:
+    """A change that undoes another says so: the post-mortem must not read as two decisions."""
+    return f" (took back {_t(d.get('undone'))})" if d.get("undoes") else ""
+
+
 def describe(event: Event, incident: Incident | None = None) -> str:
     """``event`` in one line of plain, inert text. With ``incident``, notes
     that a correction, strike or pin refers to are quoted."""
@@ -50,9 +55,9 @@ def describe(event: Event, incident: Incident | None = None) -> str:
     if kind == "incident.declared":
         return f"Incident declared: {_q(d.get('title'))} ({_t(d.get('severity'))})"
     if kind == "incident.severity":
-        return f"Severity set to {_t(d.get('severity'))}"
+        return f"Severity set to {_t(d.get('severity'))}" + _took_back(d)
     if kind == "incident.status":
-        return f"Status: {_t(d.get('status'))}"
+        return f"Status: {_t(d.get('status'))}" + _took_back(d)
     if kind == "incident.role":
         person = d.get("person")
         return f"{_t(person)} is {_t(d.get('role'))}" if person else f"No {_t(d.get('role'))} any more"
@@ -70,6 +75,8 @@ def describe(event: Event, incident: Incident | None = None) -> str:
         return f"Struck{_of_note(d, incident)}"
     if kind == "note.pinned":
         return f"{'Pinned' if d.get('pinned', True) else 'Unpinned'}{_of_note(d, incident)}"
+    if kind == "playbook.suggested":
+        return f"Playbook suggested: {_t(d.get('playbook'))}"
     if kind == "playbook.started":
         return f"Playbook started: {_t(d.get('playbook'))}"
     if kind in ("playbook.tick", "playbook.untick"):

@@ -23,7 +23,6 @@ TREND_COLUMN = 3
 # An error-rates source that answered without one number is not "ok": it
 # may watch the wrong job, or no traffic at all. Said in the State column
 # (its 7 cells) until State itself can say it.
-NO_DATA_MARK = "◌ none"
 
 Sample = tuple[float | None, State]  # a reading's 5xx ratio and its state
 
@@ -91,9 +90,8 @@ class ErrorRatesPane(LivePane):
         colour = self.colours
         notes = snap.error or "; ".join(snap.details.get("notes", ()))
         if _no_data(snap):
-            state, notes = plain(NO_DATA_MARK, colour.state(State.UNREACHABLE)), f"no data: {notes}"
-        else:
-            state = state_cell(snap.state, colour)
+            notes = f"no data: {notes}"
+        state = state_cell(snap.state, colour)  # unknown has a mark and a colour of its own
         return [("service", (
             state, plain(snap.name), plain(percent(m.get("error_ratio"))),
             trend(self.history.get(snap.name, ()), self.trend_width(), colour),
