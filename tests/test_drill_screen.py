@@ -303,7 +303,7 @@ async def test_the_lock_tree_names_the_service_a_root_blocker_belongs_to_and_how
         table = app.main.pane("postgres").table
         rows = [table.get_row_at(i) for i in range(table.row_count)]
         assert [r[0].plain for r in rows] == ["500", "└501"]
-        assert rows[0][4].plain.startswith("⇢ checkout-api ok · 5xx 0.0% · LOCK orders")
+        assert rows[0][4].plain.startswith("⇢ checkout-api: 5xx 0.0%, ok · LOCK orders")
         assert "blocks" not in rows[0][4].plain  # its waiter belongs to no configured service
         assert "⇢" not in rows[1][4].plain  # only root blockers are linked
 

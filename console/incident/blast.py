@@ -90,4 +90,5 @@ def in_a_line(config: Any, latest: Mapping[tuple[str, str], Snapshot], applicati
 def _short(b: Blasted) -> str:
     if b.health == "–" and b.error_ratio == "–":
         return f"{b.service} (no readings)"
-    return f"{b.service} {b.health} · 5xx {b.error_ratio}"
+    # The number first: a narrow cell ends in an ellipsis, never in the middle of it.
+    return f"{b.service}: 5xx {b.error_ratio}, {b.health}"
