@@ -5,6 +5,7 @@ naming the demo's journal as the code does."""
 from __future__ import annotations
 
 import os
+import stat
 import re
 import subprocess
 import sys
@@ -230,6 +231,21 @@ def test_a_config_that_is_a_link_is_not_followed(home, tmp_path, capsys):
     running.announce(running.RunningDemo(os.getpid(), link, home["journal"]))
     assert cli.main(["check", "--demo"]) == 2
     assert "not yours (or is a link)" in capsys.readouterr().err
+
+
+def test_a_config_in_a_folder_others_can_rename_in_is_not_used(home, tmp_path, capsys):
+    """Found by a red team: the config's folder was 0777 without the sticky
+    bit, so another user could swap the file between the check and the load."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    config = shared / "console.yaml"
+    config.write_text(home["config"].read_text(), encoding="utf-8")
+    shared.chmod(0o777)
+    running.announce(running.RunningDemo(os.getpid(), config, home["journal"]))
+    assert cli.main(["check", "--demo"]) == 2
+    assert "others may rename files in it" in capsys.readouterr().err
+    shared.chmod(0o777 | stat.S_ISVTX)  # sticky, as /tmp: only the owner renames
+    assert cli.main(["check", "--demo"]) == 0
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away takes root")

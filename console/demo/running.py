@@ -166,6 +166,23 @@ def _owned(path: Path, what: str, kind=stat.S_ISREG) -> None:
         raise NoRunningDemo(f"the running demo's {what} {path} is gone") from None
     if not kind(info.st_mode) or info.st_uid != os.getuid():
         raise NoRunningDemo(f"{path}: the running demo's {what} is not yours (or is a link); not used")
+    _safe_folders(path, what)
+
+
+def _safe_folders(path: Path, what: str) -> None:
+    """Every folder above ``path`` is root's or yours, and nobody else can
+    rename in it: otherwise another user could swap the file between this
+    check and its use (a world-writable folder without the sticky bit)."""
+    for folder in path.absolute().parents:
+        try:
+            info = os.stat(folder)
+        except OSError:
+            raise NoRunningDemo(f"{folder}: cannot be checked; the running demo's {what} is not used") from None
+        if info.st_uid not in (0, os.getuid()):
+            raise NoRunningDemo(f"{folder}: belongs to another user; the running demo's {what} is not used")
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            raise NoRunningDemo(f"{folder}: others may rename files in it; the running demo's {what} "
+                                "is not used")
 
 
 def _alive(pid: int) -> bool:
