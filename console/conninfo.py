@@ -71,7 +71,9 @@ def parse(dsn: str) -> dict[str, str]:
     try:
         return {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
     except psycopg.Error as exc:
-        raise ConninfoError(_safe_message(str(exc))) from None
+        raise ConninfoError(_safe_message(str(exc), dsn)) from None
+    except UnicodeError:  # a lone surrogate (YAML's "\ud800"): no UTF-8 for libpq
+        raise ConninfoError("the connection string holds a character that is not valid text") from None
 
 
 def problem(dsn: str) -> str | None:
@@ -144,12 +146,8 @@ def _parts(values: Mapping[str, str], origins: Mapping[str, str], env: Mapping[s
         parts.append(Part("password", None, origins["password"]))
     else:
         found = _from_pgpass(values, user, env, warnings)
-        if found:
-            path, line, password = found
-            passwords.append((user, password))
-            parts.append(Part("password", None, f"pgpass {path} line {line}"))
-        else:
-            parts.append(Part("password", None, ""))
+        passwords += [(user, password) for *_, password in found]
+        parts.append(Part("password", None, _pgpass_origin(found)))
     return Resolved(tuple(parts), passwords=tuple(passwords), warnings=tuple(warnings))
 
 
@@ -190,60 +188,109 @@ def _service_section(service: str, env: Mapping[str, str], warnings: list[str]) 
 
 
 def _from_pgpass(values: Mapping[str, str], user: str, env: Mapping[str, str],
-                 warnings: list[str]) -> tuple[str, int, str] | None:
-    """(file, line, password) of the first pgpass line for this connection,
-    as libpq matches it: host (or hostaddr, or localhost for a socket), port,
-    database, user; ``*`` for any; ``\\`` escapes ':' and itself."""
+                 warnings: list[str]) -> list[tuple[str, int, str, str]]:
+    """(file, line, host:port, password) of each pgpass line the
+    connection may use: libpq looks one up for every host of a multi-host
+    connection (it fails over to the next with that one's password). The
+    first line that matches host (or hostaddr, or localhost for a socket),
+    port, database and user wins, as libpq matches them."""
     path = values.get("passfile") or os.path.join(_home(env), ".pgpass")
     try:
         mode = os.stat(path).st_mode
     except OSError:
-        return None
+        return []
     if not stat.S_ISREG(mode):
         warnings.append(f"pgpass {path} is not a plain file: libpq ignores it")
-        return None
+        return []
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         warnings.append(f"pgpass {path} is readable by others: libpq ignores it (chmod 600 it)")
-        return None
+        return []
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+        with open(path, encoding="utf-8", errors="replace", newline="") as f:
+            lines = [line.rstrip("\r") for line in f.read().split("\n")]  # libpq's lines: no \f or \v break
     except OSError:
-        return None
-    hosts = (values.get("host") or values.get("hostaddr") or "").split(",")
-    ports = (values.get("port") or "").split(",")
+        return []
     dbname = values.get("dbname") or user
-    for i, host in enumerate(hosts):
-        port = (ports[i] if len(ports) == len(hosts) else ports[0]) or "5432"
-        names = ["localhost"] if not host or host in _DEFAULT_SOCKET_DIRS else []
-        for name in [host] * bool(host) + names:
+    found: list[tuple[str, int, str, str]] = []
+    for host, port in _host_ports(values):
+        # libpq reads a socket in its compiled-in directory as "localhost"
+        # (which one that is depends on the build): both are looked up.
+        names = [host] * bool(host) + ["localhost"] * (not host or host in _DEFAULT_SOCKET_DIRS)
+        for name in names:
             for number, line in enumerate(lines, 1):
                 if line.startswith("#") or not line:
                     continue
                 password = _pgpass_match(line, (name, port, dbname, user))
                 if password is not None:
-                    return path, number, password
-    return None
+                    found.append((path, number, f"{name}:{port}", password))
+                    break
+    return found
+
+
+def _host_ports(values: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(host, port) for each host libpq will try: host, else that
+    position's hostaddr; one port for all or one each; 5432 by default."""
+    hosts = (values.get("host") or "").split(",")
+    addrs = (values.get("hostaddr") or "").split(",") if values.get("hostaddr") else []
+    count = len(addrs) if addrs else len(hosts)
+    ports = (values.get("port") or "").split(",")
+    pairs = []
+    for i in range(count):
+        host = hosts[i] if i < len(hosts) else ""
+        if not host and i < len(addrs):
+            host = addrs[i]
+        port = ports[i] if len(ports) == count else ports[0]
+        pairs.append((host, port or "5432"))
+    return pairs
+
+
+def _pgpass_origin(found: list[tuple[str, int, str, str]]) -> str:
+    """``pgpass FILE line 3``, or for several hosts each one's line:
+    ``pgpass FILE line 2 for a:5432, line 3 for b:5432``."""
+    if not found:
+        return ""
+    path = found[0][0]
+    if len({number for _, number, _, _ in found}) == 1:
+        return f"pgpass {path} line {found[0][1]}"
+    return f"pgpass {path} " + ", ".join(f"line {number} for {pair}" for _, number, pair, _ in found)
 
 
 def _pgpass_match(line: str, wanted: tuple[str, ...]) -> str | None:
-    fields, field, escaped = [], "", False
-    for ch in line:
+    """The password of a pgpass line whose first four fields match
+    ``wanted``, as libpq's passwordFromFile: a field that is just ``*``
+    matches anything; a backslash takes the next character literally (so
+    ``\\*`` is a '*', not a wildcard); the password ends at an unescaped ':'."""
+    at = 0
+    for token in wanted:
+        at = _pgpass_field(line, at, token)
+        if at is None:
+            return None
+    password, length = [], len(line)
+    while at < length and line[at] != ":":
+        if line[at] == "\\" and at + 1 < length:
+            at += 1
+        password.append(line[at])
+        at += 1
+    return "".join(password)
+
+
+def _pgpass_field(line: str, at: int, token: str) -> int | None:
+    """Where the next field starts if the one at ``at`` matches ``token``
+    (libpq's pwdfMatchesString), else None."""
+    if line.startswith("*:", at):
+        return at + 2
+    i, length = 0, len(line)
+    while at < length:
+        escaped = line[at] == "\\"
         if escaped:
-            field, escaped = field + ch, False
-        elif ch == "\\":
-            escaped = True
-        elif ch == ":" and len(fields) < 4:
-            fields.append(field)
-            field = ""
-        elif ch == ":":
-            break  # the password ends at an unescaped ':'
-        else:
-            field += ch
-    if len(fields) < 4:
-        return None
-    if all(got == "*" or got == want for got, want in zip(fields, wanted)):
-        return field
+            at += 1
+            if at == length:
+                return None
+        if line[at] == ":" and not escaped and i == len(token):
+            return at + 1
+        if i == len(token) or line[at] != token[i]:
+            return None
+        at, i = at + 1, i + 1
     return None
 
 
@@ -284,21 +331,58 @@ def _host_problem(host: str) -> str | None:
         return _hostname_problem(host)
 
 
-_QUOTED = re.compile(r'"[^"]*"')
 _QUOTING = "a value holding a space is written in single quotes: password='a b'"
+# libpq's complaints, by their fixed opening words, each told again in our
+# words: whatever libpq quotes after them comes from the string, and may be
+# any piece of a password (it may hold a '"' itself, so no quote can be
+# trusted to end the piece). An unknown complaint (another libpq version, a
+# translation) is not shown at all.
+_PROBLEMS = (
+    ('missing "=" after', f"a word with no '=' after it; {_QUOTING}"),
+    ("unterminated quoted string", "unterminated quoted string: a value opened with ' has no closing '; "
+                                   "inside quotes write \\' and \\\\"),
+    ("invalid percent-encoded token", "invalid percent-encoding: '%' must be followed by two hex digits (write a '%' as %25)"),
+    ("forbidden value %00", "the URL holds a percent-encoded NUL byte, which libpq refuses"),
+    ("missing key/value separator", "a URL query parameter with no '=' (write ?name=value&name=value)"),
+    ("extra key/value separator", "a URL query parameter with two '=' (write '=' in a value as %3D)"),
+    ("end of string reached when looking for matching", "an IPv6 host address in the URL has no closing ']'"),
+    ("IPv6 host address may not be empty", "an empty IPv6 host address '[]' in the URL"),
+    ("unexpected character", "an unexpected character after an IPv6 host address in the URL (expected ':' or '/')"),
+    ("invalid URI propagated", "not a URL libpq can read"),
+    ("out of memory", "out of memory"),
+)
+_UNKNOWN = re.compile(r'invalid (?:connection option|URI query parameter:) "')
+_KEYWORD = re.compile(r"[a-z_]+")
+_SECRET_WORDS = re.compile(r"password|secret", re.I)
 
 
-def _safe_message(message: str) -> str:
-    """libpq's complaint without the piece of the string it quotes: with a
-    space in an unquoted password, that piece is part of the password. A
-    misspelt keyword is named only when it is close to a real one."""
-    first = message.strip().splitlines()[0] if message.strip() else "not a connection string"
-    option = re.fullmatch(r'invalid (?:connection option|URI query parameter:) "([^"]*)"', first)
-    if option:
-        close = difflib.get_close_matches(option.group(1), _keywords(), n=1, cutoff=0.75)
-        if close:
-            return f"unknown parameter {option.group(1)!r} (did you mean {close[0]!r}?)"
-        return f"an unknown parameter; {_QUOTING}"
-    if first.startswith('missing "=" after'):
-        return f"a word with no '=' after it; {_QUOTING}"
-    return _QUOTED.sub('"…"', first)
+def _safe_message(message: str, dsn: str) -> str:
+    """What is wrong with ``dsn``, in our words, never in libpq's: libpq
+    quotes the piece of the string it stumbled on, and that piece may be
+    part of a password (a space or a '"' in it, a raw '%' in a URL)."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    if _UNKNOWN.match(first):
+        return _unknown_parameter(first, dsn)
+    for opening, ours in _PROBLEMS:
+        if first.startswith(opening):
+            return ours
+    return "libpq cannot read this connection string"
+
+
+def _unknown_parameter(message: str, dsn: str) -> str:
+    """An unknown parameter, named (with the one it is close to) only when it
+    cannot be a piece of a password: plain lowercase letters, written before
+    any password parameter and, in a URL, after the last '@'."""
+    url = "://" in dsn
+    what = "an unknown URL query parameter" if url else f"an unknown parameter; {_QUOTING}"
+    name = message[_UNKNOWN.match(message).end():].rpartition('"')[0]
+    if not _KEYWORD.fullmatch(name):
+        return what
+    close = difflib.get_close_matches(name, _keywords(), n=1, cutoff=0.75)
+    written = re.search(rf"(?:^|[\s?&]){name}\s*=", dsn)
+    if not close or not written:
+        return what
+    before = dsn[: written.start()]
+    if _SECRET_WORDS.search(before) or (url and written.start() < dsn.rfind("@")):
+        return what
+    return f"unknown parameter {name!r} (did you mean {close[0]!r}?)"

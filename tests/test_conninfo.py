@@ -259,3 +259,161 @@ def test_check_warns_when_the_service_is_nowhere(clean_env, tmp_path, capsys):
     clean_env.setenv("PGSERVICEFILE", str(tmp_path / "none.conf"))
     out = _check(_config(tmp_path, "service=nowhere connect_timeout=1 host=127.0.0.1 port=9"), capsys)
     assert "warning: postgres primary: service 'nowhere' is defined in none of" in out
+
+
+# ---- libpq's complaints never quote the string ------------------------------------
+
+HOSTILE = ['Qx7"Kv%%zzW9j', "Qx7'Kv Wj9\\", 'Qx7\\"Kv\\\\W9j', "Qx7 Kv9=Wj2 Zp4", "Qx7\nKv9Wj2",
+           "Qx7ÄÖ€Kv9Wj😀", "Qx7%Kv9%ZZWj", "Qx7\"\"Kv9'Wj2'", "Qx7@Kv9/Wj2?Zp#4", "Qx7\tKv9\\'Wj2 \"Zp",
+           "Qx7%00Kv9Wj", "[Qx7]Kv9:Wj2", 'hots=Qx7"Kv9', "Qx7 sslmdoe=Kv9", "Qx7%\"Kv9 zqvx=Wj2"]
+
+
+def _written(password: str) -> list[str]:
+    """The password as people write it into a DSN: raw, escaped, quoted."""
+    from urllib.parse import quote
+
+    quoted = "'" + password.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return [f"postgresql://monitor:{password}@db.internal/app",
+            f"postgresql://monitor:{quote(password, safe='')}@db.internal/app",
+            f"postgresql://db.internal/app?user=monitor&password={password}",
+            f"host=db.internal user=monitor password={password} dbname=app",
+            f"host=db.internal user=monitor password={quoted} dbname=app",
+            f"password={password}", f"password={quoted}"]
+
+
+def _pieces(password: str) -> set[str]:
+    return {password[i:i + 3] for i in range(len(password) - 2)}
+
+
+@pytest.mark.parametrize("password", HOSTILE)
+def test_no_piece_of_a_hostile_password_is_ever_shown(password, clean_env, tmp_path, capsys):
+    import json
+
+    for dsn in _written(password):
+        path = tmp_path / "c.yaml"
+        path.write_text(f"postgres:\n  - name: primary\n    dsn: {json.dumps(dsn)}\n    timeout: 0.5\n")
+        path.chmod(0o600)
+        cli.main(["check", "--config", str(path)])
+        out = capsys.readouterr()
+        try:
+            config.parse(path.read_text(), "c.yaml", env={})
+            raised = ""
+        except Invalid as exc:
+            raised = str(exc) + " ".join(str(p) for p in exc.problems)
+        for text in (out.out + out.err, raised):
+            text = text.replace(str(tmp_path), "")  # the test's name is in it
+            shown = [piece for piece in _pieces(password) if piece in text]
+            assert not shown, (dsn, shown, text)
+        secrets.forget()
+
+
+@pytest.mark.parametrize("dsn, named", [
+    ("hots=db", "unknown parameter 'hots' (did you mean 'host'?)"),
+    ("host=db sslmdoe=require password=x", "unknown parameter 'sslmdoe' (did you mean 'sslmode'?)"),
+    ("postgresql://u@db/app?sslmdoe=require", "unknown parameter 'sslmdoe' (did you mean 'sslmode'?)"),
+    ("host=db password=ab hots=1", "an unknown parameter; a value holding a space"),  # maybe "ab hots=1"
+    ("host=db sslpassword=ab hots=1", "an unknown parameter; a value holding a space"),
+    ('host=db hots"=1', "an unknown parameter; a value holding a space"),
+    ("Host=db", "an unknown parameter; a value holding a space"),
+    ("postgresql://u:pw@db/app?options=a@b&hots=1", "unknown parameter 'hots'"),
+    ("postgresql://u:pw@db/app?hots=1&options=a@b", "an unknown URL query parameter"),
+])
+def test_an_unknown_parameter_is_named_only_where_no_password_can_be(dsn, named):
+    from console import conninfo
+
+    assert named in conninfo.problem(dsn)
+
+
+@pytest.mark.parametrize("dsn, message", [
+    ('postgresql://u:ab"cd%%zz@db/app', "invalid percent-encoding"),
+    ("postgresql://u:ab%00cd@db/app", "a percent-encoded NUL byte"),
+    ("postgresql://db/app?sslmode", "a URL query parameter with no '='"),
+    ('postgresql://db/app?sslmode=a"b=c', "a URL query parameter with two '='"),
+    ('postgresql://u:a"b@[::1/app', "no closing ']'"),
+    ('postgresql://u:a"b@[]/app', "an empty IPv6 host address"),
+    ('postgresql://u:a"b@[::1]"/app', "an unexpected character after an IPv6 host address"),
+    ("host=db password='a\"b", "unterminated quoted string"),
+])
+def test_each_complaint_is_told_in_our_words(dsn, message):
+    from console import conninfo
+
+    problem = conninfo.problem(dsn)
+    assert message in problem and '"' not in problem.replace("'\"'", "")
+
+
+# ---- pgpass as libpq reads it -----------------------------------------------------
+
+def _pgpass(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "pgpass"
+    path.write_text(text)
+    path.chmod(0o600)
+    return {"PGPASSFILE": str(path), "HOME": str(tmp_path)}
+
+
+def test_every_host_of_a_multi_host_connection_has_its_pgpass_password_known(clean_env, tmp_path):
+    from console import conninfo
+
+    env = _pgpass(tmp_path, "10.9.9.1:5432:d:u:first-pw-1\n127.0.0.1:5433:d:u:second-pw-2\n*:*:*:*:any-pw-3\n")
+    resolved = conninfo.resolve("host=10.9.9.1,127.0.0.1 port=5432,5433 user=u dbname=d", env)
+    assert [p for _, p in resolved.passwords] == ["first-pw-1", "second-pw-2"]
+    assert (f"password (pgpass {tmp_path / 'pgpass'} line 1 for 10.9.9.1:5432, line 2 for 127.0.0.1:5433)"
+            in resolved.describe())
+    # hostaddr stands in for an empty host; one port serves every host
+    resolved = conninfo.resolve("host=,db2 hostaddr=10.9.9.1,10.9.9.2 port=5432 user=u dbname=d", env)
+    assert [p for _, p in resolved.passwords] == ["first-pw-1", "any-pw-3"]
+    # the redaction knows them all once the config is read
+    config.parse("postgres:\n  - name: p\n    dsn: host=10.9.9.1,127.0.0.1 port=5432,5433 user=u dbname=d\n",
+                 "c.yaml", env=env)
+    assert secrets.redact("first-pw-1 second-pw-2") == "*** ***"
+
+
+@pytest.mark.parametrize("line, password", [
+    ("127.0.0.1:9:\\*:u:literal-star", None),  # \* is a '*', not any database
+    ("127.0.0.1:9:*:u:wildcard", "wildcard"),
+    ("127.0.0.1:9:d*:u:prefix", None),
+    ("127.0.0.1:9:d:u:a\\:b\\\\c:ignored", "a:b\\c"),
+    ("127.0.0.1:9:d:u:trailing\\", "trailing\\"),  # libpq keeps a last lone backslash
+    ("127.0.0.\\1:9:d:u:escaped-host", "escaped-host"),
+    ("127.0.0.1:9:d:u", None),
+    ("127.0.0.1:9:d:u:", ""),
+    ("# 127.0.0.1:9:d:u:comment", None),
+])
+def test_pgpass_lines_match_as_libpq_matches_them(line, password, clean_env, tmp_path):
+    from console import conninfo
+
+    env = _pgpass(tmp_path, line + "\r\n")
+    got = [p for _, p in conninfo.resolve("host=127.0.0.1 port=9 user=u dbname=d", env).passwords]
+    assert got == ([] if password is None else [password])
+
+
+def test_a_star_database_is_matched_by_a_literal_star_line(clean_env, tmp_path):
+    from console import conninfo
+
+    env = _pgpass(tmp_path, "127.0.0.1:9:\\*:u:for-star-db\n")
+    assert [p for _, p in conninfo.resolve("host=127.0.0.1 port=9 user=u dbname=*", env).passwords] == ["for-star-db"]
+
+
+# ---- our statement_timeout survives their options -----------------------------------
+
+@pytest.mark.parametrize("where", ["PGOPTIONS", "dsn"])
+@pytest.mark.parametrize("theirs", ["-c search_path=public\\", "-c search_path=public -c statement_timeout=0\\",
+                                    "-c search_path=public\\\\\\"])
+async def test_a_trailing_backslash_in_options_does_not_swallow_our_statement_timeout(pg, clean_env, where, theirs):
+    from console.sources.postgres import PostgresSource
+
+    dsn = f"host=127.0.0.1 port={pg.port} dbname=postgres user=postgres"
+    if where == "PGOPTIONS":
+        clean_env.setenv("PGOPTIONS", theirs)
+    else:
+        dsn += " options='" + theirs.replace("\\", "\\\\") + "'"
+    cfg = config.parse(f"postgres:\n  - name: p\n    dsn: \"{dsn.replace(chr(92), chr(92) * 2)}\"\n    timeout: 3\n",
+                       "c.yaml", env={})
+    source = PostgresSource(cfg.postgres[0])
+    try:
+        assert await source._connect(time.monotonic() + 5) is None
+        cur = await source._conn.execute("SELECT current_setting('statement_timeout'), current_setting('search_path')")
+        timeout, search_path = await cur.fetchone()
+    finally:
+        await source.close()
+    assert timeout == "2400ms"  # ours: 0.8 of the 3 s timeout
+    assert search_path == ("public\\" if theirs.endswith("\\\\\\") else "public")

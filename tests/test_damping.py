@@ -301,3 +301,87 @@ def test_a_journal_written_before_keeps_its_attribution_and_is_remembered(tmp_pa
     session.observe(_pg(0.1))
     session.observe(_pg(0.1))
     assert [(e.data["state"], e.user) for e in session.events()] == [("critical", "oncall"), ("ok", "console")]
+
+
+# ---- damping never hides a problem that persists (red-team finding) ------------------------
+
+def test_a_ratio_swinging_between_warning_and_critical_is_an_outage(tmp_path):
+    # Above its limit at every reading, but never the same severity twice in
+    # a row: counting exact repeats kept this "ok" for ever. Not-ok of any
+    # severity counts, and the worst of the run is what is reported.
+    session = _session(tmp_path)
+    session.observe(_errors(0.0))
+    assert session.observe(_errors(0.02)).events == ()  # warning: one reading is a flap
+    crossed = session.observe(_errors(0.06)).events  # critical: the second not-ok reading in a row
+    assert [(e.data["state"], e.data["previous"], e.data["value"]) for e in crossed] == [("critical", "ok", 0.06)]
+    for i in range(200):
+        session.observe(_errors(0.02 if i % 2 == 0 else 0.06))
+        assert session.crossings.settled(ERRORS).state is State.CRITICAL
+    assert _crossings(session) == [("threshold.crossed", "critical")]
+
+
+def test_the_worst_of_the_run_is_reported_with_its_own_value_and_limit(tmp_path):
+    session = _session(tmp_path, "damping: {readings: 3}\n")
+    session.observe(_errors(0.0))
+    session.observe(_errors(0.02))
+    session.observe(_errors(0.07))
+    crossed = session.observe(_errors(0.03)).events  # third not-ok in a row; the critical one was before
+    assert [(e.data["state"], e.data["value"], e.data["limit"]) for e in crossed] == [("critical", 0.07, 0.05)]
+    settled = session.crossings.settled(ERRORS)
+    assert settled.state is State.CRITICAL and settled.metrics["error_ratio"] == 0.07
+
+
+def test_warning_and_critical_move_on_their_own_readings_and_never_to_ok(tmp_path):
+    session = _session(tmp_path)
+    session.observe(_errors(0.0))
+    session.observe(_errors(0.02))
+    session.observe(_errors(0.02))
+    assert session.crossings.settled(ERRORS).state is State.WARNING
+    for ratio in [0.06, 0.02, 0.0, 0.06, 0.0, 0.02]:  # neither critical nor ok ever holds
+        assert session.observe(_errors(ratio)).events == ()
+    assert session.crossings.settled(ERRORS).state is State.WARNING
+    session.observe(_errors(0.06))
+    assert [e.data["state"] for e in session.observe(_errors(0.07)).events] == ["critical"]
+    session.observe(_errors(0.0))
+    assert [e.data["state"] for e in session.observe(_errors(0.0)).events] == ["ok"]
+
+
+def test_one_bad_reading_among_good_ones_is_still_a_flap(tmp_path):
+    session = _session(tmp_path)
+    session.observe(_errors(0.0))
+    for ratio in [0.0, 0.0, 0.06, 0.0, 0.0, 0.02, 0.0, 0.0, 0.06, 0.0]:
+        session.observe(_errors(ratio))
+    session.observe(_pg(0.1))
+    for reachable in [True, True, False, True, True, True, False, True, True]:
+        session.observe(_pg(0.1) if reachable else unreachable("postgres", "primary", "timed out"))
+    assert _crossings(session) == []
+    assert session.crossings.settled(ERRORS).state is State.OK
+
+
+def test_a_source_failing_every_other_poll_is_lost_and_stays_lost(tmp_path):
+    # A run of failures never forms, yet it is down half the time: lost once
+    # N of its last 2N polls failed; back only after N good polls in a row.
+    session = _session(tmp_path)
+    session.observe(_pg(0.1))
+    down = unreachable("postgres", "primary", "connection refused")
+    session.observe(down)
+    session.observe(_pg(0.1))
+    assert [e.kind for e in session.observe(down).events] == ["source.lost"]
+    for i in range(200):
+        assert session.observe(_pg(0.1) if i % 2 == 0 else down).events == ()
+    assert _crossings(session) == [("source.lost", None)]
+    assert session.crossings.settled(("postgres", "primary")).state is State.UNREACHABLE
+    session.observe(_pg(0.1))
+    assert [e.kind for e in session.observe(_pg(0.1)).events] == ["source.recovered"]
+
+
+def test_an_own_state_swinging_between_severities_settles_not_ok():
+    # The state a source gives itself (a wrong HTTP status, no data), with no
+    # metric behind it: damped the same way.
+    from console.incident.crossings import Crossings
+
+    crossings = Crossings(readings=2)
+    crossings.observe(Snapshot("http", "web", State.OK, utcnow()))
+    for i in range(20):
+        crossings.observe(Snapshot("http", "web", State.CRITICAL if i % 2 else State.WARNING, utcnow()))
+        assert crossings.settled(("http", "web")).state is (State.OK if i == 0 else State.CRITICAL)

@@ -139,17 +139,60 @@ async def test_a_step_by_pid_asks_for_it_once_and_shows_the_session_it_will_hit(
         await pilot.press(*["backspace"] * 3, *"9999")
         await pilot.pause()
         assert "not among the 4 sessions of the last refresh (10:00:00 UTC" in _what(app.screen)
-        # A pick from the list fills the line and runs nothing; Enter on the line does.
+        # A pick from the list fills the line and runs nothing; nor does Enter after it:
+        # the pid must be typed again, on a line no list fills.
         await pilot.press(*["backspace"] * 4, "2", "0", "2", "down", "enter")
         await pilot.pause()
-        assert app.screen is confirmation and app.screen.query_one(Input).value == "202"
+        assert app.screen is confirmation and app.screen.query_one("#answer", Input).value == "202"
         assert "bob" in _what(app.screen) and pg.signalled == []
         await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.screen is confirmation and pg.signalled == []
+        assert "picked from the list, not typed" in _problem(app.screen)
+        await pilot.press(*"202", "enter")  # typed: runs
         await pilot.pause(0.2)
         assert app.screen is app.main
     actions = [e for e in journal.events() if e.kind == "action"]
     assert len(pg.signalled) == 1 and pg.signalled[0][1] == [202]
     assert actions[0].data["ok"] is True and actions[0].data["confirmed_by"] == "202"
+
+
+async def test_a_pid_picked_from_the_list_never_runs_without_being_typed(tmp_path):
+    # Red team: Down, Enter, Enter picked the first pid and terminated it, nothing typed.
+    app, pg, journal = _pool_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot)
+        await _step(pilot, app, "terminate-one-backend")
+        confirmation = app.screen
+        await pilot.press("down", "enter", "enter", "enter")
+        await pilot.pause(0.2)
+        assert app.screen is confirmation and pg.signalled == []
+        picked = app.screen.query_one("#answer", Input).value
+        assert picked and picked != "101" and f"pid {picked} is this session" in _what(app.screen)  # still shown
+        # Picking again (Enter on a row) fills, never runs.
+        app.screen.query_one("#answer", Input).focus()
+        await pilot.press("down", "enter", "enter")
+        await pilot.pause(0.2)
+        assert app.screen is confirmation and pg.signalled == []
+        # Typed again, but not the pid picked: the runner refuses it, and says so in the journal.
+        await pilot.press(*"101", "enter")
+        await pilot.pause(0.2)
+    assert pg.signalled == [] and not [e for e in journal.events() if e.kind == "action" and e.data.get("ok")]
+    refused = [e for e in journal.events() if e.kind == "action"]
+    assert len(refused) == 1 and refused[0].data["ok"] is False and refused[0].data["confirmed_by"] == "101"
+    assert "not confirmed" in refused[0].data["refused"]
+
+
+async def test_a_pid_typed_by_hand_runs_on_enter(tmp_path):
+    app, pg, journal = _pool_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot)
+        await _step(pilot, app, "terminate-one-backend")
+        await pilot.press(*"203", "enter")
+        await pilot.pause(0.2)
+        assert app.screen is app.main
+    actions = [e for e in journal.events() if e.kind == "action"]
+    assert pg.signalled[0][1] == [203] and actions[0].data["confirmed_by"] == "203"
 
 
 async def test_a_terminate_by_state_step_counts_and_previews_the_sessions_at_the_last_refresh(tmp_path):

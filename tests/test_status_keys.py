@@ -115,6 +115,46 @@ def test_a_change_made_since_the_offer_is_not_taken_back_blindly(tmp_path):
     assert len(session.events()) == before
 
 
+def test_a_declaration_since_the_offer_is_the_newer_word_and_is_not_taken_back_over(tmp_path):
+    # Red team: Alice set P2 -> P1 and opened the list; Bob declared again at P3;
+    # Alice's undo was accepted, set P2 and said "took back P1".
+    alice, clock = _session(tmp_path)
+    alice.declare("P2 Checkout slow")
+    clock.at(1)
+    assert alice.choose_severity("P1")
+    alice.journal.flush()
+    offered, _ = alice.take_back_offer()
+    bob = IncidentSession(CFG, Journal(tmp_path / "incident.json", operator={"user": "bob"}, clock=clock), clock)
+    clock.at(2)
+    bob.declare("P3 Checkout slow, one region only")
+    bob.journal.flush()
+    alice.journal.refresh()
+    assert alice.incident().severity == "P3"
+    before = len(alice.events())
+    clock.at(3)
+    with pytest.raises(Refusal, match="choose again") as refused:
+        alice.undo_last_change(offered)
+    assert "bob declared it again at 14:02:00 as P3" in str(refused.value)
+    assert len(alice.events()) == before and alice.incident().severity == "P3"
+    # The declaration is itself the change an undo now offers to take back.
+    offered, text = alice.take_back_offer()
+    assert text == "severity P3 (declared again by bob at 14:02:00) back to P1"
+    assert alice.undo_last_change(offered) == "Severity back to P1 (took back P3)"
+
+
+def test_a_declaration_that_restates_the_severity_is_not_undone_over(tmp_path):
+    session, clock = _session(tmp_path)
+    session.declare("P2 Checkout slow")
+    clock.at(1)
+    session.choose_severity("P1")
+    clock.at(2)
+    session.declare("P1 Checkout down in one region")  # the same severity, said again
+    clock.at(3)
+    with pytest.raises(Refusal, match="declared it again at 14:02:00 as P1.*set the severity from the list"):
+        session.undo_last_change()
+    assert session.incident().severity == "P1"
+
+
 # ---- at the keyboard ------------------------------------------------------------
 
 async def test_s_opens_the_status_list_and_a_reflexive_enter_changes_nothing(tmp_path):

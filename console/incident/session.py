@@ -294,22 +294,56 @@ class IncidentSession:
         change = self.change_to_take_back()
         if change is None:
             return None
-        return change.event.id, (f"{change.field} {change.after} (set by {change.event.user} at "
+        how = "declared again by" if change.event.kind == "incident.declared" else "set by"
+        return change.event.id, (f"{change.field} {change.after} ({how} {change.event.user} at "
                                  f"{change.event.at:%H:%M:%S}) back to {change.before}")
 
     def undo_last_change(self, offered: str | None = None) -> str:
         """Take back the last status or severity change with a new event that
         restores the value before it; says what it did. ``offered``: the
-        change the operator saw, refused if another one has come since."""
+        change the operator saw, refused (naming what came since) if another
+        change or a declaration has come since. A declaration after the
+        change is the newer word on the severity, even one that restated it:
+        nothing older is taken back over it."""
         change = self.change_to_take_back()
+        if offered is not None and (change is None or change.event.id != offered):
+            since = self._changes_since(offered)
+            raise Refusal(f"changed since you chose: {since or 'the change you saw is gone'}: "
+                          "nothing taken back; choose again")
         if change is None:
             raise Refusal("no status or severity change to take back")
-        if offered is not None and change.event.id != offered:
-            raise Refusal(f"the last change is now {change.field} {change.after} by {change.event.user}: "
-                          "nothing taken back; choose again")
+        declared = self._changes_since(change.event.id, kinds=("incident.declared",))
+        if declared:
+            raise Refusal(f"{declared} since {change.field} {change.after}: nothing taken back; "
+                          f"set the {change.field} from the list instead")
         kind = "incident.status" if change.field == "status" else "incident.severity"
         self.record(kind, **{change.field: change.before}, undoes=change.event.id, undone=change.after)
         return f"{change.field.capitalize()} back to {change.before} (took back {change.after})"
+
+    def _changes_since(self, event_id: str, kinds: Iterable[str] | None = None) -> str:
+        """The status, severity and declaration events after ``event_id``,
+        said briefly (who, what, when); "" when none (or it is not found)."""
+        from console.incident.state import CHANGE_KINDS
+
+        events = sorted(self.events(), key=lambda e: e.at)
+        at = next((i for i, e in enumerate(events) if e.id == event_id), None)
+        if at is None:
+            return ""
+        wanted = set(kinds if kinds is not None else CHANGE_KINDS)
+        said = []
+        for event in events[at + 1:]:
+            if event.kind not in wanted:
+                continue
+            when = f"{event.at:%H:%M:%S}"
+            if event.kind == "incident.declared":
+                title = str(event.data.get("title") or "")[:60]
+                said.append(f"{event.user} declared it again at {when} as {event.data.get('severity')} {title!r}")
+            elif event.data.get("undoes"):
+                said.append(f"{event.user} took back {event.data.get('undone') or 'a change'} at {when}")
+            else:
+                field = CHANGE_KINDS[event.kind]
+                said.append(f"{event.user} set {field} {str(event.data.get(field))[:20]} at {when}")
+        return "; ".join(said[-3:]) + (f" (and {len(said) - 3} more)" if len(said) > 3 else "")
 
     # ---- a timeline entry, whole -----------------------------------------------
     def entry(self, event_id: str) -> tuple[str, list[tuple[str, str]]] | None:

@@ -284,7 +284,10 @@ class StateChange:
     after: str
 
 
-CHANGE_KINDS = {"incident.status": "status", "incident.severity": "severity"}
+# A declaration sets the severity too: declared again at another severity,
+# it is a change like any other (the newest one, which an undo would take back
+# first), never one an older undo quietly replaces.
+CHANGE_KINDS = {"incident.status": "status", "incident.severity": "severity", "incident.declared": "severity"}
 
 
 def changes_to_take_back(events: Iterable[Event]) -> list[StateChange]:

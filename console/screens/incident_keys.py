@@ -302,12 +302,14 @@ class IncidentKeys:
             # with the session it would hit shown as it is typed.
             from console.screens.confirm_target import ConfirmTarget
 
-            typed = await self.app.push_screen_wait(ConfirmTarget(
+            # A value picked from the list is not typed: the screen asks for it typed
+            # again, and the runner compares what was typed with the value.
+            answered = await self.app.push_screen_wait(ConfirmTarget(
                 step.title, target, lambda value: self.session.step_confirmation(step, {**values, target: value}),
                 choices=self.session.choices(target)))
-            if typed is None:
+            if answered is None:
                 return
-            values[target] = typed
+            values[target], typed = answered
         else:
             expected = runner.expected_confirmation(step, values)
             # Who it would hit (from the last refresh), then the exact argv or script.

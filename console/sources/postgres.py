@@ -325,6 +325,13 @@ class PostgresSource(Source, SqlProbing, BackendSignalling, Drilling):
             given = effective(self.target.dsn, os.environ).get("options") or ""
         except Exception:
             given = ""  # the connect attempt will report the bad DSN
+        # The server splits options at spaces, a backslash keeping the next
+        # character: one left unpaired at the end would take the space before
+        # ours and swallow our setting into the last of theirs. Alone at the
+        # end the server drops it, so dropping it here changes nothing else.
+        # Ours comes last, so a statement_timeout of theirs does not win.
+        if (len(given) - len(given.rstrip("\\"))) % 2:
+            given = given[:-1]
         ours = f"-c statement_timeout={max(100, int(self.timeout * 800))}"
         return f"{given} {ours}".strip()
 
