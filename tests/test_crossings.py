@@ -47,3 +47,33 @@ def test_a_restarted_console_remembers_what_the_journal_holds(tmp_path):
     # like any change (issue 13): two readings in a row, not one.
     assert again.observe(_pg(0.1)) == []
     assert again.observe(_pg(0.1))[0][1]["state"] == "ok"
+
+
+def test_a_health_check_that_fails_is_an_alarm_in_the_journal_and_its_recovery_too():
+    """A 503 from a health check has no metric past a limit: it was never
+    journaled, so the timeline and the post-mortem missed the first alarm."""
+    from console.incident.export import describe
+
+    t = Crossings(readings=2)
+    def check(state, error=None):
+        return Snapshot("http", "checkout-api", state, utcnow(), error=error)
+    assert t.observe(check(State.OK)) == []
+    assert t.observe(check(State.CRITICAL, "expected 200, got HTTP 503")) == []  # one reading: a flap
+    events = t.observe(check(State.CRITICAL, "expected 200, got HTTP 503"))
+    assert events == [("source.state", {"source": "checkout-api", "kind": "http", "state": "critical",
+                                        "previous": "ok", "reason": "expected 200, got HTTP 503"})]
+    assert t.observe(check(State.CRITICAL)) == []  # once, not per poll
+    t.observe(check(State.OK))
+    assert [e[1]["state"] for e in t.observe(check(State.OK))] == ["ok"]
+    # No data is not an alarm.
+    assert t.observe(check(State.UNKNOWN)) == [] and t.observe(check(State.UNKNOWN)) == []
+
+
+def test_a_failing_health_check_reads_as_such_in_the_post_mortem(tmp_path):
+    from console.incident.export import describe
+    from console.incident.journal import Journal
+
+    journal = Journal(tmp_path / "i.json", operator={"user": "x"})
+    journal.append("source.state", source="checkout-api", kind="http", state="critical", previous="ok",
+                   reason="expected 200, got HTTP 503")
+    assert describe(journal.events()[-1]) == "checkout-api: ok -> critical: expected 200, got HTTP 503"

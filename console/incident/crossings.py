@@ -193,7 +193,16 @@ class Crossings:
             source.judged = True
         worst = max((b.state for b in snap.breaches), key=lambda s: s.rank, default=State.OK)
         own = snap.state if snap.state.rank > worst.rank else State.OK
+        before = source.own
         source.own = source.settle("own", source.own, own, self.readings if source.own is not None else 1, may)
+        # A state the source gave itself (a health check answering 503) is an
+        # alarm like a crossing: the timeline and the post-mortem's "detected"
+        # must hear it. Unknown (no data) is neither an alarm nor a recovery.
+        if source.own != before and State.UNKNOWN not in (source.own, before) and \
+                not (before is None and source.own is State.OK):
+            events.append(("source.state", {"source": snap.name, "kind": snap.kind, "state": source.own.value,
+                                            "previous": (before or State.OK).value,
+                                            "reason": snap.error or ""}))
         return events
 
     def _settled_reading(self, source: _Source, snap: Snapshot) -> Snapshot:

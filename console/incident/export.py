@@ -102,6 +102,9 @@ def describe(event: Event, incident: Incident | None = None) -> str:
                    else " (back within its limits)" if d.get("state") == "ok" else "")
         return (f"{_t(d.get('source'))} {_t(metric)} = {_t(metric_value(metric, d.get('value')))}{against}: "
                 f"{_t(d.get('previous'))} -> {_t(d.get('state'))}")
+    if kind == "source.state":
+        why = f": {_t(d.get('reason'), OUTPUT_LIMIT)}" if d.get("reason") else ""
+        return f"{_t(d.get('source'))}: {_t(d.get('previous'))} -> {_t(d.get('state'))}{why}"
     if kind == "source.lost":
         return f"Lost {_t(d.get('kind'))} source {_t(d.get('source'))}: {_t(d.get('error'), OUTPUT_LIMIT)}"
     if kind == "source.recovered":
@@ -228,7 +231,8 @@ def _impact(incident: Incident, events: list[Event]) -> str:
     lines = ["## Impact", "", f"- **Duration:** {_duration(incident)}"]
     touched: dict[str, None] = {}
     for event in events:
-        if event.kind in ("threshold.crossed", "source.lost") and event.data.get("source") is not None:
+        if event.kind in ("threshold.crossed", "source.lost", "source.state") and event.data.get("source") is not None \
+                and event.data.get("state") != "ok":
             touched.setdefault(md(event.data["source"], 100), None)
     lines.append(f"- **Sources affected:** {', '.join(touched) if touched else 'none recorded'}")
     lines += [f"- {md(note.body)}" for note in incident.tagged("impact")]

@@ -31,6 +31,7 @@ Event kinds and their data (all times ISO 8601 UTC strings):
 ``command``                {playbook, step, command, exit_code, output}
 ``action``                 {playbook, step, action, target, ok, result, confirmed_by}
 ``threshold.crossed``      {source, kind, metric, value, limit, state, previous}  on transitions only
+``source.state``           {source, kind, state, previous, reason}  a state the source gave itself (HTTP 503)
 ``source.lost``            {source, kind, error}
 ``source.recovered``       {source, kind}
 ``update.sent``            {channel, text}

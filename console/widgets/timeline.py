@@ -20,6 +20,7 @@ from console.widgets.table import ReadingTable
 # Each kind of entry in a theme colour (the theme variable, and bold or not);
 # a kind not listed is dim.
 KIND_COLOUR = {"threshold.crossed": ("state-warning", False), "source.lost": ("state-critical", False),
+               "source.state": ("state-warning", False),
                "source.recovered": ("state-ok", False), "action": ("text-accent", True),
                "command": ("text-accent", False), "probe": ("text-secondary", False),
                "update.sent": ("text-primary", False)}
