@@ -180,10 +180,10 @@ class IncidentConsole(App):
         desk = await asyncio.to_thread(self.session.read_playbooks)
         problems = list(desk.problems)
         for problem in problems[:3]:
-            self.notify(str(problem), title="playbook problem", severity="warning", timeout=10)
+            self.notify(str(problem), title="playbook problem", severity="warning", timeout=30)
         if len(problems) > 3:
             self.notify(f"and {len(problems) - 3} more: incident-console check lists them all",
-                        title="playbook problems", severity="warning", timeout=10)
+                        title="playbook problems", severity="warning", timeout=30)
         self.session.attach(self.sources or ())
         self.session.use_playbooks(desk)  # last: whoever waits for playbooks finds everything said
         self.show_journal()

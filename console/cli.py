@@ -13,6 +13,7 @@ import sys
 from typing import Sequence
 
 from console import config as config_module
+from console.incident import tags
 from console.located import Invalid
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
@@ -46,14 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print one JSON object (a contract)")
     sub.add_parser("check", parents=[*both, running], help="validate the config and every playbook")
     note = sub.add_parser("note", parents=[*both, running], help="append a timeline entry from a shell")
-    note.add_argument("text", nargs="+", help="the note; #decision #finding #action #root-cause tag it")
+    note.add_argument("text", nargs="+", help=f"the note; tagged {tags.hint()}")
     export = sub.add_parser("export", parents=[*both, running],
                             help="the post-mortem (markdown) or raw journal (json)")
     export.add_argument("--format", choices=("markdown", "json"), default="markdown")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    incidents = sub.add_parser("incidents", parents=[config],
+                               help="the incident log: every journal in the data directory")
+    incidents.add_argument("--markdown", action="store_true",
+                           help="print the runbook's | Date | Severity | Duration | Issue | Resolution | table")
     runbook = sub.add_parser("import-runbook", help="turn a markdown runbook into playbooks (YAML)")
-    runbook.add_argument("file", metavar="FILE.md")
-    runbook.add_argument("-o", "--output", metavar="FILE.yaml", help="write here instead of standard output")
+    runbook.add_argument("file", metavar="FILE.md|DIR")
+    runbook.add_argument("-o", "--output", metavar="FILE.yaml|DIR",
+                         help="write here instead of standard output (a folder for DIR: one YAML per runbook)")
     return parser
 
 
@@ -69,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Redacting(out), _Redacting(err)
     try:
-        if command in ("note", "export"):
+        if command in ("note", "export", "incidents"):
             _know_secrets(args)
         return _run(command, args)
     finally:
@@ -149,6 +155,8 @@ def _run(command: str, args: argparse.Namespace) -> int:
             return _export(args)
         if command == "import-runbook":
             return _import_runbook(args)
+        if command == "incidents":
+            return _incidents(args)
         return _console(args)
     except Invalid as exc:
         print(exc, file=sys.stderr)
@@ -242,12 +250,55 @@ def _import_runbook(args: argparse.Namespace) -> int:
     from console.playbooks import import_runbook, to_yaml
     from console.playbooks.importer import RunbookError
 
+    from pathlib import Path
+
+    if Path(args.file).is_dir():
+        return _import_runbook_folder(Path(args.file), args.output)
     try:
         docs = import_runbook(args.file)
     except RunbookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return _write(to_yaml(docs), args.output, f"{len(docs)} playbooks")
+
+
+def _import_runbook_folder(folder: "Path", output: str | None) -> int:
+    """Every runbook in ``folder`` to one YAML file each in ``output``, then a summary."""
+    from pathlib import Path
+
+    from console.playbooks import import_runbook, to_yaml
+    from console.playbooks.importer import RunbookError
+
+    if not output:
+        print("error: importing a folder needs -o DIR (one YAML file per runbook)", file=sys.stderr)
+        return EXIT_USAGE
+    target = Path(output)
+    target.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".md", ".markdown", ".txt"))
+    books = steps = review = 0
+    failed: list[str] = []
+    ids: set[str] = set()
+    for path in files:
+        try:
+            docs = import_runbook(path)
+        except RunbookError as exc:
+            failed.append(str(exc))
+            continue
+        for doc in docs:  # ids are unique across the folder, as the loader requires
+            base, n = doc["id"], 2
+            while doc["id"] in ids:
+                doc["id"], n = f"{base}-{n}", n + 1
+            ids.add(doc["id"])
+        (target / f"{path.stem}.yaml").write_text(to_yaml(docs), encoding="utf-8")
+        books += len(docs)
+        steps += sum(len(d["steps"]) for d in docs)
+        # Commands to copy and "work through" steps are what a person must read before relying on them.
+        review += sum(1 for d in docs for s in d["steps"] if s["kind"] == "command" or s["id"] == "review")
+    print(f"{len(files)} files, {books} playbooks, {steps} steps; {review} steps to review; "
+          f"{len(failed)} files not imported; written to {target}", file=sys.stderr)
+    for reason in failed:
+        print(f"  not imported: {reason}", file=sys.stderr)
+    return EXIT_USAGE if failed and len(failed) == len(files) else 0
 
 
 def _write(text: str, output: str | None, what: str) -> int:
@@ -437,8 +488,38 @@ def _export(args: argparse.Namespace) -> int:
         events = journal.events()
     finally:
         journal.close()
-    text = journal_json(events) if args.format == "json" else postmortem_markdown(events, utcnow())
+    text = journal_json(events) if args.format == "json" else postmortem_markdown(
+        events, utcnow(), playbooks=_known_playbooks(args))
     return _write(text, args.output, "the journal" if args.format == "json" else "the post-mortem")
+
+
+def _known_playbooks(args: argparse.Namespace) -> dict:
+    """The playbooks by id, for the report's unticked follow-ups; none when
+    the config or playbooks cannot be read (the report does without)."""
+    from console.incident.desk import playbook_dirs
+    from console.playbooks import load_playbooks
+
+    try:
+        cfg = config_module.load(getattr(args, "config", None))
+        return {book.id: book for book in load_playbooks(playbook_dirs(cfg), cfg)[0]}
+    except (Invalid, OSError, ValueError):
+        return {}
+
+
+def _incidents(args: argparse.Namespace) -> int:
+    """The incident log of the data directory, where journals live."""
+    from console import paths
+    from console.incident import log
+    from console.sources.base import utcnow
+
+    entries = log.incident_log(paths.default_incident().parent, utcnow())
+    if args.markdown:
+        sys.stdout.write(log.markdown(entries))
+    elif entries:
+        sys.stdout.write(log.table(entries))
+    else:
+        print(f"no incident journals in {paths.default_incident().parent}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _console(args: argparse.Namespace) -> int:

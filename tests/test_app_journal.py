@@ -159,9 +159,11 @@ async def test_demo_incident_walk_exports_matching_times(tmp_path):
     assert "**Time to mitigate (TTM):** 20 min" in doc
     assert "**Time to resolve (TTR):** 45 min" in doc
     assert "pool exhausted by a leak" in doc.split("## Root Cause")[1]
-    timeline = doc.split("## Timeline (UTC)")[1].split("##")[0]
-    assert timeline.index("09:00:00") < timeline.index("09:03:00") < timeline.index("09:45:00")
-    assert "Status: Resolved" in timeline
+    journal_shown = doc.split("## Appendix: Full Journal (UTC)")[1]
+    assert journal_shown.index("09:00:00") < journal_shown.index("09:03:00") < journal_shown.index("09:45:00")
+    assert "Status: Resolved" in journal_shown
+    timeline = doc.split("## Timeline\n")[1].split("##")[0]
+    assert timeline.index("**09:03 UTC** - Acknowledged") < timeline.index("**09:45 UTC** - Resolved")
 
 
 async def test_a_refused_write_is_on_screen_and_nothing_is_lost(tmp_path):

@@ -128,7 +128,7 @@ async def test_walk_through_an_exhausted_pool(pg, tmp_path):
     assert [e.data["step"] for e in auto] == ["connections-recovered"]
     # What the operator did is theirs; what the console saw (crossings, the
     # automatic tick, the suggestion) is the console's since issue 13.
-    observed = {"threshold.crossed", "source.lost", "source.recovered", "playbook.suggested"}
+    observed = {"threshold.crossed", "source.lost", "source.recovered", "source.state", "playbook.suggested", "moment"}
     by_console = [e for e in journal.events() if e.kind in observed or (e.kind == "playbook.tick" and e.data["auto"])]
     assert by_console and all(e.operator["user"] == "console" for e in by_console)
     assert all(e.operator["user"] == "oncall" for e in journal.events() if e not in by_console)

@@ -97,6 +97,48 @@ def test_a_later_detection_event_corrects_the_first(journal, clock):
     assert Incident.from_events(journal.events(), clock.now).detected_at == T0 + minutes(1)
 
 
+def test_the_first_alarm_before_the_declaration_is_the_detection(journal, clock):
+    journal.append("threshold.crossed", source="db", kind="postgres", metric="connections_ratio", value=0.99,
+                   limit=0.95, state="critical", previous="ok")  # an earlier episode, cleared
+    clock.at(1)
+    journal.append("threshold.crossed", source="db", kind="postgres", metric="connections_ratio", value=0.5,
+                   limit=None, state="ok", previous="critical")
+    clock.at(2)
+    journal.append("source.lost", source="cache", kind="redis", error="timed out")
+    clock.at(3)
+    journal.append("threshold.crossed", source="api", kind="errors", metric="error_ratio", value=0.3,
+                   limit=0.05, state="critical", previous="ok")
+    journal.append("source.recovered", source="cache", kind="redis")  # api still firing
+    clock.at(5)
+    journal.append("incident.declared", title="x", severity="P1")
+    clock.at(6)
+    journal.append("source.lost", source="db", kind="postgres", error="refused")  # after: not detection
+    clock.at(8)
+    journal.append("incident.acknowledged")
+    incident = Incident.from_events(journal.events(), clock.now)
+    assert incident.declared_at == T0 + minutes(5)
+    assert incident.detected_at == T0 + minutes(2)
+    assert incident.tta == minutes(6)
+
+
+def test_alarms_that_all_cleared_before_the_declaration_are_not_its_detection(journal, clock):
+    journal.append("source.state", source="api", kind="http", state="critical", previous="ok", reason="503")
+    clock.at(1)
+    journal.append("source.state", source="api", kind="http", state="ok", previous="critical")
+    clock.at(4)
+    journal.append("incident.declared", title="x", severity="P1")
+    assert Incident.from_events(journal.events(), clock.now).detected_at == T0 + minutes(4)
+
+
+def test_an_operator_said_detection_wins_over_the_first_alarm(journal, clock):
+    clock.at(2)
+    journal.append("source.lost", source="cache", kind="redis", error="timed out")
+    clock.at(5)
+    journal.append("incident.declared", title="x", severity="P1")
+    journal.append("incident.detected", at=T0 + minutes(1))
+    assert Incident.from_events(journal.events(), clock.now).detected_at == T0 + minutes(1)
+
+
 def test_notes_keep_their_history_when_corrected_struck_and_pinned(journal, clock):
     clock.at(1)
     first = journal.note("pool exhausted on replica #finding")

@@ -194,6 +194,7 @@ def test_every_binding_has_an_id_the_keymap_knows():
     from console.screens.entry import EntryScreen
     from console.screens.detail import DetailScreen
     from console.screens.help import HelpScreen
+    from console.screens.moment import MomentScreen
     from console.widgets.pane import LivePane
     from console.widgets.playbook import PlaybookPane
     from console.widgets.timeline import TimelinePane
@@ -202,7 +203,7 @@ def test_every_binding_has_an_id_the_keymap_knows():
     from console.screens.main import MainScreen
 
     for owner in (IncidentConsole, MainScreen, PlaybookPane, TimelinePane, HelpScreen, confirm.ConfirmTyped,
-                  picker.PlaybookPicker, picker.Choices, EntryScreen, prompt.Prompt, update.UpdateComposer, DetailScreen, LivePane,
+                  picker.PlaybookPicker, picker.Choices, EntryScreen, MomentScreen, prompt.Prompt, update.UpdateComposer, DetailScreen, LivePane,
                   *LivePane.__subclasses__()):
         for binding in owner.__dict__.get("BINDINGS", ()):
             assert binding.id, f"{owner.__name__}: {binding.key} has no id"

@@ -99,7 +99,7 @@ def test_unknown_is_no_breach_no_suggestion_and_no_affected_source(tmp_path):
     seen = [session.observe(_no_data()) for _ in range(4)]
     assert not any(o.events or o.suggestions or o.ticks for o in seen)
     assert session.crossings.settled(("errors", "payments-api")).state is State.UNKNOWN
-    assert "**Sources affected:** none recorded" in postmortem_markdown(session.events(), utcnow())
+    assert "**Sources Affected:** none recorded" in postmortem_markdown(session.events(), utcnow())
 
 
 async def test_status_on_a_scraped_service_reads_twice_and_reports_its_rates(tmp_path):

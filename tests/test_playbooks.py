@@ -218,6 +218,12 @@ def test_duplicate_playbook_ids_across_files(tmp_path):
     ("kind: action\n    action: flush_db\n    source: postgres", "8: source 'postgres' is not a redis source"),
     ("kind: command\n    command: ls\n    runnable: maybe", "8: 'runnable' must be true or false, not a string"),
     ("kind: probe\n    probe: http\n    query: /health", "8: an HTTP probe on a path needs a source (a service name, or 'http')"),
+    ("kind: command\n    command: VACUUM FULL t\n    sql: true\n    runnable: true",
+     "9: a sql command is never run (never as shell): it is copied into a database client; drop 'runnable'"),
+    ("kind: command\n    command: kubectl logs {pod}\n    placeholders: {pod: [1]}",
+     "8: placeholders maps a {name} of the command to how the runbook wrote it (a string or a list of strings), "
+     "not 'pod': [1]"),
+    ("kind: probe\n    probe: sql\n    query: SELECT 1\n    sql: true", "9: 'sql' does not apply to a probe step"),
 ])
 def test_required_fields_per_kind(tmp_path, step, message):
     text = f"id: p\ntitle: P\nsteps:\n  - id: s\n    title: S\n    {step}\n"

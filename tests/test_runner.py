@@ -689,6 +689,50 @@ async def test_probes_are_not_mutating_and_cannot_be_run(primary):
         await runner.run(BOOK, step, {}, "look")
 
 
+# Mutating SQL an importer found: copied into a database client, never run, never as shell.
+MUTATING_SQL = ["REVOKE INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public FROM payments_writer;",
+                "ALTER SYSTEM SET max_connections = 300;", "SELECT pg_drop_replication_slot('standby_1');",
+                "DELETE FROM node_leases WHERE node = 'node-7';", "VACUUM FULL invoices;", "not sql at all; rm -rf /"]
+
+
+@pytest.mark.parametrize("sql", MUTATING_SQL)
+@pytest.mark.parametrize("runnable", [False, True])  # the loader refuses runnable; the runner too
+@pytest.mark.parametrize("read_only", [False, True])
+async def test_a_sql_step_is_never_run_and_the_refusal_is_journaled(sql, runnable, read_only, tmp_path, monkeypatch):
+    journal = Journal()
+    runner = runner_for(journal=journal, read_only=read_only)
+    step = Step("revoke", "Revoke writes", "command", command=sql, sql=True, runnable=runnable)
+    ran = []
+
+    async def no_shell(*args, **kwargs):
+        ran.append(args)
+        raise AssertionError("a SQL step reached a process")
+
+    monkeypatch.setattr(runner, "_run_shell", no_shell)
+    monkeypatch.setattr(runner, "_run_process", no_shell)
+    assert not runner.is_mutating(step)
+    with pytest.raises(Refused, match="SQL to copy into a database client; it is never run"):
+        await runner.run(BOOK, step, {}, "revoke")
+    assert ran == []
+    assert journal.kinds() == ["command"]
+    entry = journal[0][1]
+    assert (entry["ok"], entry["command"], entry["exit_code"], entry["step"]) == (False, sql, None, "revoke")
+    assert "never run" in entry["refused"]
+    # Copying gives the SQL text itself, not a shell line.
+    assert runner.render_command(step, {}) == sql
+
+
+async def test_a_sql_step_copies_with_its_values_filled_in_and_checked():
+    runner = runner_for()
+    step = Step("kill", "Kill", "command", command="SELECT pg_terminate_backend({pid});", sql=True)
+    assert runner.values_needed(step) == ["pid"]
+    assert runner.render_command(step, {"pid": "4242"}) == "SELECT pg_terminate_backend(4242);"
+    with pytest.raises(Refused, match="pid"):
+        runner.render_command(step, {"pid": "1); DROP TABLE t; --"})
+    with pytest.raises(Refused, match="no value given"):
+        runner.render_command(step, {})
+
+
 # ---- commands: values as data, bounds, environment -------------------------------------------
 # The attacks on value placement live in test_attack_shell.py; here, that
 # ordinary values arrive literally and unusable ones are refused and recorded.

@@ -1,12 +1,13 @@
-"""The journal, turned into the post-mortem or handed over raw.
+"""The journal, turned into the incident report or handed over raw.
 
-:func:`postmortem_markdown` follows the seeds' post-mortem template (seeds
-001, 003, 004): summary, impact, response times, the timeline in UTC (every
-event one line, newest last), root cause, resolution, what went well and
-wrong, action items and lessons. Tagged notes go to their sections
-(``#root-cause``, ``#impact``, ``#resolution``, ``#went-well``,
-``#went-wrong``, ``#action``, ``#lesson``, ``#summary``); struck notes only
-appear, struck, in the timeline.
+:func:`postmortem_markdown` fills the incident-report template of seed 000
+section for section: Summary (generated, or the ``#summary`` note), Timeline
+(milestones, pinned and tagged notes), Impact (with failed requests estimated
+from the error-rate readings, see :mod:`console.incident.impact`), Response
+Times, Root Cause, Resolution, Prevention, Lessons Learned and Action Items,
+then the full journal as an appendix. Which tag goes where is defined once,
+in :mod:`console.incident.tags`; sections show a note's last version without
+its tags, and struck notes only in the appendix, struck.
 
 What operators typed and monitored systems sent is made inert (no escape
 sequences or control characters) and, in markdown, cannot act as markup:
@@ -23,8 +24,11 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from console import secrets as secret_values
-from console.incident.journal import Event, parse_time
-from console.incident.state import Incident, Note, format_duration
+from console import units
+from console.incident.impact import FailedRequests, failed_requests
+from console.incident.journal import _TAG, CONSOLE, Event, parse_time, untagged
+from console.incident.state import Incident, Note, format_duration, is_alarm
+from console.incident.tags import TAGS, TIMELINE_LABEL
 from console.readings import metric_value
 from console.text import inert
 
@@ -163,22 +167,29 @@ def code(value: Any, limit: int = TEXT_LIMIT) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def postmortem_markdown(events: Iterable[Event], now: datetime, incident: Incident | None = None) -> str:
-    """The post-mortem document for the journal ``events``, as of ``now``."""
+def postmortem_markdown(events: Iterable[Event], now: datetime, incident: Incident | None = None,
+                        playbooks: Mapping[str, Any] | None = None) -> str:
+    """The incident report for the journal ``events``, as of ``now``: the
+    seed template's sections one for one, then the full journal.
+    ``playbooks`` (id -> playbook) names the steps the active playbook left
+    unticked, as follow-ups."""
     events = sorted(events, key=lambda e: e.at)
     incident = incident or Incident.from_events(events, now)
+    end = incident.resolved_at or now
+    failed = failed_requests(events, incident.started_at, end)
     sections = [
         _header(incident),
-        _summary(incident),
-        _impact(incident, events),
+        _summary(incident, events, failed),
+        # The readings go under the timeline: the template's sections stay one for one.
+        _timeline(incident, events) + "\n\n" + _readings_at_milestones(incident, events),
+        _impact(incident, events, failed),
         _response_times(incident),
-        _timeline(incident, events),
-        _section("Root Cause", incident.tagged("root-cause")),
+        _listed("Root Cause", incident.tagged("root-cause"), "root-cause"),
         _resolution(incident, events),
-        _section("What Went Well", incident.tagged("went-well")),
-        _section("What Went Wrong", incident.tagged("went-wrong")),
-        _action_items(incident),
+        _prevention(incident, playbooks or {}),
         _lessons(incident),
+        _action_items(incident),
+        _appendix(incident, events),
     ]
     # Redacted whole, as it leaves: a journal written before a secret was
     # configured, or by another process, may still hold it.
@@ -188,12 +199,11 @@ def postmortem_markdown(events: Iterable[Event], now: datetime, incident: Incide
 def _header(incident: Incident) -> str:
     level = incident.level
     severity = md(level.label) if level else (md(incident.severity) if incident.severity else "not set")
-    lines = [f"# Post-Mortem: {md(incident.title) if incident.title else 'Untitled incident'}", ""]
-    if incident.started_at:
-        lines.append(f"**Date:** {incident.started_at:%Y-%m-%d}  ")
-    lines += [f"**Severity:** {severity}  ",
-              f"**Status:** {md(incident.status) if incident.status else 'not declared'}  ",
-              f"**Duration:** {_duration(incident)}  "]
+    date = f"{incident.started_at:%Y-%m-%d} - " if incident.started_at else ""
+    lines = [f"# Incident Report: {date}{md(incident.title) if incident.title else 'Untitled incident'}", "",
+             f"**Severity:** {severity}  ",
+             f"**Status:** {md(incident.status) if incident.status else 'not declared'}  ",
+             f"**Duration:** {_duration(incident)}  "]
     names = {"commander": "Incident Commander", "scribe": "Scribe", "communications": "Communications"}
     for role, title in names.items():
         if role in incident.roles:
@@ -210,33 +220,244 @@ def _duration(incident: Incident) -> str:
     return "not recorded"
 
 
-def _summary(incident: Incident) -> str:
-    steps = [("detected", incident.detected_at), ("declared", incident.declared_at),
-             ("acknowledged", incident.acknowledged_at), ("mitigated", incident.mitigated_at),
-             ("resolved", incident.resolved_at)]
-    said = [f"{word} at {_clock(at, incident)}" for word, at in steps if at is not None]
+# -- summary ------------------------------------------------------------------
+
+def _summary(incident: Incident, events: list[Event], failed: FailedRequests) -> str:
     lines = ["## Summary", ""]
-    if said:
-        sentence = ", ".join(said[:-1]) + (" and " if len(said) > 1 else "") + said[-1]
-        lines.append(f"{md(incident.title) if incident.title else 'The incident'}: {sentence[0].upper()}{sentence[1:]}.")
+    written = incident.tagged("summary")
+    if written:
+        return "\n".join(lines + [" ".join(_said(note) for note in written)])
+    if not incident.declared:
+        return "\n".join(lines + ["No incident was declared in this journal."])
+    title = md(incident.title) if incident.title else "The incident"
+    level = f" ({md(incident.level.label)})" if incident.level else ""
+    sentences = [f"{title}{level}: {_what_broke(incident, events)}.", _impact_sentence(incident, failed)]
+    sentences.append(_mitigation_sentence(incident, events))
+    return "\n".join(lines + [" ".join(sentences)])
+
+
+def _what_broke(incident: Incident, events: list[Event]) -> str:
+    first: dict[str, Event] = {}
+    for event in events:
+        source = event.data.get("source")
+        critical = event.kind == "source.lost" or (is_alarm(event) and event.data.get("state") == "critical")
+        if critical and isinstance(source, str) and source not in first:
+            first[source] = event
+    if not first:
+        return "no source went critical in the journal"
+    said = [f"{md(source, 100)}{' went critical first' if n == 0 else ''} "
+            f"({md(_alarm_words(event))}, at {_clock(event.at, incident)})"
+            for n, (source, event) in enumerate(list(first.items())[:3])]
+    more = f" and {len(first) - 3} more" if len(first) > 3 else ""
+    return ", then ".join(said) + more
+
+
+def _alarm_words(event: Event) -> str:
+    """An alarm in plain words (``error ratio 31%, limit 5.0%``), not yet markdown."""
+    d = event.data
+    if event.kind == "source.lost":
+        return f"lost: {_t(d.get('error'), 80)}"
+    if event.kind == "source.state":
+        return f"{_t(d.get('state'), 40)}: {_t(d.get('reason'), 80)}" if d.get("reason") else _t(d.get("state"), 40)
+    metric = str(d.get("metric") or "")
+    limit = f", limit {_t(metric_value(metric, d.get('limit')), 40)}" if d.get("limit") is not None else ""
+    return f"{_t(metric.replace('_', ' '), 60)} {_t(metric_value(metric, d.get('value')), 40)}{limit}"
+
+
+def _impact_sentence(incident: Incident, failed: FailedRequests) -> str:
+    said = [_said(note) for note in incident.tagged("impact")]
+    if failed.count is not None:
+        said.append(f"an estimated {_about(failed.count)} requests failed")
+    if not said:
+        return "Its impact was not recorded."
+    text = "; ".join(said)
+    return f"Impact: {text}{'' if text.endswith('.') else '.'}"
+
+
+def _mitigation_sentence(incident: Incident, events: list[Event]) -> str:
+    fixes = [_fix_words(event) for event in events if _succeeded(event)][:2]
+    how = f" by {' and '.join(fixes)}" if fixes else ""
+    if incident.mitigated_at is not None and incident.ttm is not None:
+        said = f"It was mitigated at {_clock(incident.mitigated_at, incident)}{how}, " \
+               f"{format_duration(incident.ttm)} after detection"
     else:
-        lines.append("_No incident was declared in this journal._")
-    notes = _unique(incident.tagged("summary") + incident.pinned)
-    if notes:
-        lines += [""] + [f"- {md(note.body)}" for note in notes]
+        said = f"It was not recorded as mitigated{f' (tried{how})' if how else ''}"
+    if incident.ttr is not None:
+        return f"{said}, and resolved after {format_duration(incident.ttr)}."
+    return f"{said}; it is {_duration(incident)}."
+
+
+def _fix_words(event: Event) -> str:
+    d = event.data
+    if event.kind == "action":
+        return f"{code(d.get('action'), 200)} on {code(d.get('target'), 200)}"
+    return code(d.get("command"), 200)
+
+
+def _succeeded(event: Event) -> bool:
+    if event.kind == "action":
+        return bool(event.data.get("ok"))
+    return event.kind == "command" and event.data.get("exit_code") == 0
+
+
+def _about(count: float) -> str:
+    """An estimate to two significant digits: ``~5800``, not ``5803.2``."""
+    whole = int(round(count))
+    return f"~{units.general(int(round(whole, 1 - len(str(whole)) + 1)) if whole >= 100 else whole)}"
+
+
+# -- timeline -------------------------------------------------------------------
+
+def _timeline(incident: Incident, events: list[Event]) -> str:
+    rows = _milestones(incident, events)
+    shown = _notes_shown(incident)
+    for note in shown:
+        rows.append((note.at, _note_line(note)))
+    lines = ["## Timeline", ""]
+    if not rows:
+        return "\n".join(lines + ["Nothing happened that the report would mark."])
+    # Stable: at one minute, the milestone before the note that explains it.
+    for at, text in sorted(rows, key=lambda row: row[0]):
+        lines.append(f"- **{_clock(at, incident)}** - {text}")
     return "\n".join(lines)
 
 
-def _impact(incident: Incident, events: list[Event]) -> str:
-    lines = ["## Impact", "", f"- **Duration:** {_duration(incident)}"]
+MILESTONE_KINDS = {"incident.declared": "declared", "incident.acknowledged": "acknowledged",
+                   "incident.mitigated": "mitigated"}
+READINGS_COLUMNS = ("Time (UTC)", "Moment", "PostgreSQL conns", "Worst 5xx", "Worst p95", "Redis memory",
+                    "Unavailable replicas")
+
+
+def _readings_at_milestones(incident: Incident, events: list[Event]) -> str:
+    """What the panes read at each milestone and the first alarm, from the
+    ``moment`` events the console kept (console/incident/moments.py)."""
+    by_id = {event.id: event for event in events}
+    first_alarm = next((e for e in events if is_alarm(e)), None)
+    rows = []
+    for moment in (e for e in events if e.kind == "moment"):
+        of = by_id.get(str(moment.data.get("at")))
+        name = _moment_name(of, first_alarm)
+        readings = moment.data.get("readings")
+        if name is None or not isinstance(readings, (list, tuple)):
+            continue
+        rows.append((moment.at, name, *_key_readings([r for r in readings if isinstance(r, Mapping)])))
+    lines = ["### Readings at each milestone", ""]
+    if not rows:
+        return "\n".join(lines + ["No readings were kept (a journal written before moments were kept, "
+                                   "or no source was read)."])
+    lines += ["| " + " | ".join(READINGS_COLUMNS) + " |", "|" + "---|" * len(READINGS_COLUMNS)]
+    for at, *cells in rows:
+        lines.append("| " + " | ".join([_clock(at, incident), *(md(c, 60) for c in cells)]) + " |")
+    return "\n".join(lines)
+
+
+def _moment_name(event: Event | None, first_alarm: Event | None) -> str | None:
+    if event is None:
+        return None
+    if event is first_alarm:
+        return "first alarm"
+    if event.kind == "incident.status":
+        return f"status {_t(event.data.get('status'), 30)}"
+    return MILESTONE_KINDS.get(event.kind)
+
+
+def _key_readings(readings: list[Mapping[str, Any]]) -> tuple[str, str, str, str, str]:
+    def of(kind: str) -> list[Mapping[str, Any]]:
+        return [r.get("metrics") or {} for r in readings if r.get("kind") == kind]
+
+    pg = [f"{m.get('connections_total')}/{m.get('usable_connections', m.get('max_connections'))}"
+          for m in of("postgres") if m.get("connections_total") is not None]
+    ratios = [m["error_ratio"] for m in of("errors") if isinstance(m.get("error_ratio"), (int, float))]
+    p95 = [m["p95_latency_s"] for m in of("errors") if isinstance(m.get("p95_latency_s"), (int, float))]
+    memory = [metric_value("used_memory", m["used_memory"]) for m in of("redis")
+              if isinstance(m.get("used_memory"), (int, float))]
+    unavailable = [m["unavailable_replicas"] for m in of("kubernetes")
+                   if isinstance(m.get("unavailable_replicas"), (int, float))]
+    return (", ".join(pg) or "–",
+            metric_value("error_ratio", max(ratios)) if ratios else "–",
+            metric_value("p95_latency_s", max(p95)) if p95 else "–",
+            ", ".join(memory) or "–",
+            metric_value("unavailable_replicas", sum(unavailable)) if unavailable else "–")
+
+
+def _milestones(incident: Incident, events: list[Event]) -> list[tuple[datetime, str]]:
+    rows: list[tuple[datetime, str]] = []
+    if incident.detected_at is not None:
+        alarm = next((e for e in events if is_alarm(e) and e.at == incident.detected_at), None)
+        said = "Detected" if alarm is None else \
+            "Detected: " + md(f"{_t(alarm.data.get('source'), 100)} {_alarm_words(alarm)}")
+        rows.append((incident.detected_at, said))
+    if incident.declared_at is not None:
+        level = f" ({md(incident.severity, 20)})" if incident.severity else ""
+        rows.append((incident.declared_at, f"Incident declared{level}{_by_whom(events, 'incident.declared')}"))
+    if incident.acknowledged_at is not None:
+        rows.append((incident.acknowledged_at, f"Acknowledged{_by_whom(events, 'incident.acknowledged')}"))
+    identified = next((e for e in events if e.kind == "incident.status" and e.data.get("status") == "Identified"),
+                      None)
+    if identified is not None:
+        rows.append((identified.at, "Cause identified"))
+    for event in events:
+        if _succeeded(event):
+            rows.append((event.at, f"{'Action' if event.kind == 'action' else 'Command'} done: {_fix_words(event)}"))
+    if incident.mitigated_at is not None:
+        rows.append((incident.mitigated_at, "Mitigated, monitoring"))
+    if incident.resolved_at is not None:
+        rows.append((incident.resolved_at, "Resolved"))
+    return rows
+
+
+def _by_whom(events: list[Event], kind: str) -> str:
+    event = next((e for e in events if e.kind == kind), None)
+    return f" by {md(event.user, 100)}" if event is not None and event.user != CONSOLE["user"] else ""
+
+
+def _notes_shown(incident: Incident) -> list[Note]:
+    """Pinned notes and notes with a tag the report knows, once each."""
+    return [note for note in incident.live_notes if note.pinned or set(note.tags) & set(TAGS)]
+
+
+def _note_line(note: Note) -> str:
+    label = next((TIMELINE_LABEL[tag] for tag in note.tags if tag in TIMELINE_LABEL), "Note")
+    return f"{label}: {_said(note)}"
+
+
+# -- impact -------------------------------------------------------------------
+
+_REVENUE = re.compile(r"revenue|\$|€|£|payment|refund|billing", re.IGNORECASE)
+
+
+def _impact(incident: Incident, events: list[Event], failed: FailedRequests) -> str:
+    window = ""
+    if incident.started_at is not None:
+        until = (f"resolution at {_clock(incident.resolved_at, incident)}" if incident.resolved_at
+                 else "the time of this report")
+        window = f" (from detection at {_clock(incident.started_at, incident)} to {until})"
+    notes = incident.tagged("impact")
+    users = [_said(n) for n in notes if not _REVENUE.search(n.body)]
+    revenue = [_said(n) for n in notes if _REVENUE.search(n.body)]
+    lines = ["## Impact", "", f"- **Duration:** {_duration(incident)}{window}",
+             f"- **Affected Users:** {'; '.join(users) if users else 'not recorded'}",
+             f"- **Failed Requests:** {_failed_words(failed)}",
+             f"- **Revenue Impact:** {'; '.join(revenue) if revenue else 'not recorded'}"]
     touched: dict[str, None] = {}
     for event in events:
-        if event.kind in ("threshold.crossed", "source.lost", "source.state") and event.data.get("source") is not None \
-                and event.data.get("state") != "ok":
+        if is_alarm(event) and isinstance(event.data.get("source"), str):
             touched.setdefault(md(event.data["source"], 100), None)
-    lines.append(f"- **Sources affected:** {', '.join(touched) if touched else 'none recorded'}")
-    lines += [f"- {md(note.body)}" for note in incident.tagged("impact")]
+    lines.append(f"- **Sources Affected:** {', '.join(touched) if touched else 'none recorded'}")
     return "\n".join(lines)
+
+
+def _failed_words(failed: FailedRequests) -> str:
+    peaks = ", ".join(f"{md(source, 100)} {units.percent(ratio)}" for source, ratio in failed.peak_ratio.items())
+    if failed.count is None:
+        if not failed.peak_ratio:
+            return "not estimated: no 5xx ratio was recorded"
+        return f"not estimated: no request rate was recorded with the 5xx ratio (peak {peaks})"
+    missing = (f"; {', '.join(md(s, 100) for s in failed.without_rate)} not counted (no request rate recorded)"
+               if failed.without_rate else "")
+    return (f"{_about(failed.count)} (estimated: request rate × 5xx ratio of "
+            f"{', '.join(md(s, 100) for s in failed.estimated_from)}, each journaled reading held until the next, "
+            f"summed over the incident window; peak {peaks}{missing})")
 
 
 def _response_times(incident: Incident) -> str:
@@ -253,74 +474,153 @@ def _response_times(incident: Incident) -> str:
     return "\n".join(lines)
 
 
-def _timeline(incident: Incident, events: list[Event]) -> str:
-    lines = ["## Timeline (UTC)", ""]
-    if not events:
-        return "\n".join(lines + ["_The journal is empty._"])
-    days = {event.at.date() for event in events}
-    stamp = "%H:%M:%S" if len(days) == 1 else "%Y-%m-%d %H:%M:%S"
-    notes = {note.id: note for note in incident.notes}
-    for event in events:
-        text = md(describe(event, incident), 2 * TEXT_LIMIT)
-        note = None
-        if event.kind.startswith("note"):
-            note = notes.get(event.id) or notes.get(str(event.data.get("note_id")))
-        if note is not None and note.struck and event.kind in ("note", "note.corrected"):
-            text = f"~~{text}~~"
-        if event.kind == "note" and note is not None:
-            text += _history(note)
-        lines.append(f"- **{event.at.strftime(stamp)}** {text} — {md(event.user, 100)}")
-    return "\n".join(lines)
+# -- what was done, and what is left --------------------------------------------
+
+def _listed(title: str, notes: tuple[Note, ...], tag: str, numbered: bool = True) -> str:
+    body = [f"{n}. {_said(note)}" if numbered else f"- {_said(note)}" for n, note in enumerate(notes, 1)]
+    return "\n".join([f"## {title}", "", *(body or [_untold(tag)])])
 
 
-def _history(note: Note) -> str:
-    said = []
-    if note.corrected:
-        said.append(f"corrected {len(note.versions) - 1}×, now: {md(note.text)}")
-    if note.struck:
-        said.append(f"struck at {note.struck_at:%H:%M:%S} by {md(note.struck_by, 100)}")
-    return f" _({'; '.join(said)})_" if said else ""
+def _untold(*tags: str) -> str:
+    return f"Not recorded (a note tagged {' or '.join('#' + tag for tag in tags)} goes here)."
 
 
 def _resolution(incident: Incident, events: list[Event]) -> str:
-    lines = ["## Resolution", ""]
-    body = [f"- {md(note.body)}" for note in incident.tagged("resolution", "fix")]
+    body = [_said(note) for note in incident.tagged("resolution")]
+    body += [f"Decision: {_said(note)}" for note in incident.tagged("decision")]
     for event in events:
-        if event.kind == "action" and event.data.get("ok"):
+        if _succeeded(event):
             d = event.data
             by = f", confirmed by {md(d.get('confirmed_by'), 100)}" if d.get("confirmed_by") else ""
-            body.append(f"- {event.at:%H:%M:%S} {code(d.get('action'), 200)} on {code(d.get('target'), 200)}"
-                        f"{by}: {md(d.get('result'), OUTPUT_LIMIT)}")
-    return "\n".join(lines + (body or ["_Not recorded in the journal._"]))
+            said = d.get("result") if event.kind == "action" else d.get("output")
+            body.append(f"{_fix_words(event)} at {_clock(event.at, incident)}{by}: {md(said, OUTPUT_LIMIT)}")
+    lines = ["## Resolution", "", *(f"{n}. {text}" for n, text in enumerate(body, 1))]
+    if not body:
+        lines.append(_untold("resolution", "decision"))
+    if incident.mitigated_at is not None and incident.ttm is not None:
+        lines += ["", f"Mitigated at {_clock(incident.mitigated_at, incident)}, "
+                      f"{format_duration(incident.ttm)} after detection."]
+    return "\n".join(lines)
 
 
-def _section(title: str, notes: tuple[Note, ...]) -> str:
-    body = [f"- {md(note.body)}" for note in notes] or ["_Not recorded in the journal._"]
-    return "\n".join([f"## {title}", "", *body])
-
-
-def _action_items(incident: Incident) -> str:
-    body = [f"- [ ] {md(note.body)} (noted by {md(note.user, 100)} at {_clock(note.at, incident)})"
-            for note in incident.tagged("action")]
-    return "\n".join(["## Action Items", "", *(body or ["_None recorded in the journal._"])])
+def _prevention(incident: Incident, playbooks: Mapping[str, Any]) -> str:
+    body = [f"- [ ] {_said(note)}" for note in incident.tagged("prevention")]
+    active = next((playbooks[p] for p in reversed(incident.playbooks) if p in playbooks), None)
+    if active is not None:
+        for step in getattr(active, "steps", ()):
+            if not incident.ticked(active.id, step.id):
+                body.append(f"- [ ] {md(step.title, 200)} (step of {md(active.title, 200)} left unticked)")
+    return "\n".join(["## Prevention", "", *(body or [_untold("prevention")])])
 
 
 def _lessons(incident: Incident) -> str:
-    body = [f"{n}. {md(note.body)}" for n, note in enumerate(incident.tagged("lesson"), 1)]
-    return "\n".join(["## Lessons Learned", "", *(body or ["_None recorded in the journal._"])])
+    body = [_said(note) for note in incident.tagged("lesson")]
+    body += [f"Went well: {_said(note)}" for note in incident.tagged("went-well")]
+    body += [f"Went wrong: {_said(note)}" for note in incident.tagged("went-wrong")]
+    return "\n".join(["## Lessons Learned", "", *(f"{n}. {text}" for n, text in enumerate(body, 1)),
+                      *([] if body else [_untold("lesson", "went-well", "went-wrong")])])
+
+
+_OWNER = re.compile(r"(?<![\w@])@([A-Za-z][\w.-]*[\w])")
+
+
+def _action_items(incident: Incident) -> str:
+    body = []
+    for note in incident.tagged("action"):
+        text = _said(note)
+        owners = _OWNER.findall(note.body)
+        if owners:
+            text = _said(note, _OWNER.sub("", note.body))
+            text = f"@{', @'.join(md(owner, 60) for owner in dict.fromkeys(owners))}: {text}"
+        body.append(f"- [ ] {text}")
+    return "\n".join(["## Action Items", "", *(body or [_untold("action")])])
+
+
+def _said(note: Note, text: str | None = None) -> str:
+    """A note's last version as a section shows it: no tags, inert markdown."""
+    return md(stripped(note.body if text is None else text))
+
+
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
+def stripped(text: str) -> str:
+    """``text`` without the report's tags, wherever they stand."""
+    def drop(match: re.Match) -> str:
+        return "" if match.group(1).lower().rstrip("-") in TAGS else match.group(0)
+    return _SPACES.sub(" ", _TAG.sub(drop, untagged(text))).strip()
+
+
+# -- appendix -------------------------------------------------------------------
+
+def _appendix(incident: Incident, events: list[Event]) -> str:
+    lines = ["## Appendix: Full Journal (UTC)", ""]
+    if not events:
+        return "\n".join(lines + ["The journal is empty."])
+    days = {event.at.date() for event in events}
+    stamp = "%H:%M:%S" if len(days) == 1 else "%Y-%m-%d %H:%M:%S"
+    notes = {note.id: note for note in incident.notes}
+    # Who wrote an entry is said only when more than one wrote (the
+    # console's own observations count as one): where it changes, and on
+    # every note and action, whose author is part of what they say.
+    several = len({event.user for event in events}) > 1
+    last = None
+    for event in events:
+        if event.kind in ("note.corrected", "note.struck", "moment"):
+            continue  # folded into the note they change; moments are the readings table
+        said = event.user != last or event.kind in ("note", "action")
+        who = f" — {md(event.user, 100)}" if several and said else ""
+        last = event.user
+        lines.append(f"- **{event.at.strftime(stamp)}** {_entry(event, notes.get(event.id), incident)}{who}")
+        block = _output(event)
+        if block:
+            lines.append(block)
+    return "\n".join(lines)
+
+
+def _entry(event: Event, note: Note | None, incident: Incident) -> str:
+    d = event.data
+    if event.kind == "note" and note is not None:
+        text = md(f"Note: {inert(note.text)}" + (" (pinned)" if note.pinned else ""), 2 * TEXT_LIMIT)
+        if note.corrected:
+            text += f" _(corrected at {note.versions[-1].at:%H:%M:%S})_"
+        if note.struck:
+            return f"~~{text}~~ _(struck at {note.struck_at:%H:%M:%S} by {md(note.struck_by, 100)})_"
+        return text
+    if event.kind == "probe":
+        outcome = "" if d.get("ok") else f" failed: {md(d.get('error'), OUTPUT_LIMIT)}"
+        return f"Probe {md(_step(d))} on {md(d.get('source'), 100)}: {md(d.get('query'), OUTPUT_LIMIT)}{outcome}"
+    if event.kind == "command":
+        return f"Command {md(_step(d))}: {code(d.get('command'), OUTPUT_LIMIT)} exited {md(d.get('exit_code'), 20)}"
+    if event.kind == "moment" and isinstance(d.get("readings"), (list, tuple)):
+        kept = [f"{_t(r.get('name'), 60)} {_t(r.get('state'), 20)}" for r in d["readings"] if isinstance(r, Mapping)]
+        return md(f"Readings kept: {', '.join(kept) or 'none'}", 2 * TEXT_LIMIT)
+    return md(describe(event, incident), 2 * TEXT_LIMIT)
+
+
+OUTPUT_LINES = 20
+
+
+def _output(event: Event) -> str:
+    """What a probe or command printed, as a fenced code block under its line."""
+    if event.kind not in ("probe", "command") or (event.kind == "probe" and not event.data.get("ok")):
+        return ""
+    raw = event.data.get("output")
+    if raw is None or not str(raw).strip():
+        return ""
+    lines = str(raw).rstrip("\n").splitlines()
+    kept = [inert(line, 200) for line in lines[:OUTPUT_LINES]]
+    if len(lines) > OUTPUT_LINES:
+        kept.append(f"… ({len(lines) - OUTPUT_LINES} more lines)")
+    longest = max((len(run) for line in kept for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return "\n".join(f"  {line}".rstrip() for line in [fence, *kept, fence])
 
 
 def _clock(at: datetime, incident: Incident) -> str:
     start = incident.started_at
     fmt = "%H:%M UTC" if start is None or at.date() == start.date() else "%Y-%m-%d %H:%M UTC"
     return at.strftime(fmt)
-
-
-def _unique(notes: tuple[Note, ...]) -> list[Note]:
-    seen: dict[str, Note] = {}
-    for note in notes:
-        seen.setdefault(note.id, note)
-    return list(seen.values())
 
 
 # -- raw ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
+from console.incident import moments
 from console.incident.crossings import Crossings
 from console.incident.journal import ROLES, STATUSES, Event, Journal
 from console.incident.state import SCHEMES, Incident, StateChange, changes_to_take_back
@@ -83,8 +84,10 @@ class IncidentSession:
         # Damping: how many readings in a row a change needs before it is
         # journaled, suggests or ticks (config.Damping; a stub config has none).
         self.crossings = Crossings(readings=getattr(getattr(config, "damping", None), "readings", 2))
+        self.moment_budget = moments.Budget()
         if journal is not None:
             self.crossings.remember(journal.events())
+            self.moment_budget.remember(journal.events())
         self.desk = None    # playbooks, loaded with load_playbooks() off the event loop
         self.runner = None  # built when the sources are
         self._told: str | None = None
@@ -94,7 +97,25 @@ class IncidentSession:
     def record(self, kind: str, /, **data: Any) -> Event | None:
         if self.journal is None:
             return None
-        return self.journal.append(kind, **data)
+        event = self.journal.append(kind, **data)
+        self._keep_moment(event)
+        return event
+
+    def _keep_moment(self, event: Event) -> None:
+        """The panes' readings at ``event`` (a milestone or an alarm), for time
+        travel, within the incident's budget (console/incident/moments.py)."""
+        if self.journal is None or not self.moment_budget.allows(event.kind, event.at):
+            return
+        data = moments.record(event.id, self.latest)
+        if data is not None:
+            self.moment_budget.spend(event.kind, event.at)
+            self.journal.observed(moments.KIND, **data)
+
+    def travel(self, event_id: str) -> tuple[list[moments.Moment], int | None]:
+        """The kept moments, and which one shows entry ``event_id``: its
+        own, else the last before it (None: nothing was kept that early)."""
+        kept = moments.kept(self.events())
+        return kept, moments.nearest(kept, self.events(), event_id)
 
     def refresh(self) -> bool:
         """True when others wrote, or a pending write landed or failed anew."""
@@ -141,6 +162,8 @@ class IncidentSession:
         self.latest[snapshot.key] = snapshot
         events = tuple(e for e in (self._observed(kind, **data) for kind, data in self.crossings.observe(snapshot))
                        if e is not None)
+        if events:  # one moment for what one reading changed
+            self._keep_moment(events[0])
         if self.desk is None:
             return Observation(events)
         readings = self._settled(self.latest.values())

@@ -150,7 +150,7 @@ class Incident:
     status: str | None = None
     roles: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     declared_at: datetime | None = None
-    detected_at: datetime | None = None      # defaults to declared_at
+    detected_at: datetime | None = None      # an incident.detected, else the first alarm, else declared_at
     acknowledged_at: datetime | None = None
     mitigated_at: datetime | None = None
     resolved_at: datetime | None = None
@@ -175,7 +175,8 @@ class Incident:
         return cls(
             now=now, scheme=chosen, title=state.title, severity=state.severity, status=state.status,
             roles=MappingProxyType(dict(state.roles)), declared_at=state.declared_at,
-            detected_at=state.detected_at or state.declared_at, acknowledged_at=state.acknowledged_at,
+            detected_at=state.detected_at or state.alarm_at or state.declared_at,
+            acknowledged_at=state.acknowledged_at,
             mitigated_at=state.mitigated_at or state.first_monitoring,
             resolved_at=state.resolved_at if state.status == "Resolved" else None,
             notes=tuple(note.build() for note in state.notes.values()),
@@ -313,6 +314,26 @@ def changes_to_take_back(events: Iterable[Event]) -> list[StateChange]:
     return [change for change in found if change.event.id not in taken_back]
 
 
+ALARM_KINDS = ("threshold.crossed", "source.state", "source.lost", "source.recovered")
+
+
+def alarm_key(event: Event) -> tuple[str, str] | None:
+    """What an alarm or its clearing is about: (source, metric); None when
+    ``event`` is neither."""
+    if event.kind not in ALARM_KINDS or not isinstance(event.data.get("source"), str):
+        return None
+    if event.kind == "threshold.crossed":
+        return event.data["source"], str(event.data.get("metric"))
+    return event.data["source"], "own" if event.kind == "source.state" else "reach"
+
+
+def is_alarm(event: Event) -> bool:
+    """A crossing, state or loss that is not ok: the first alarm is detection."""
+    if event.kind == "source.lost":
+        return True
+    return event.kind in ("threshold.crossed", "source.state") and event.data.get("state") not in ("ok", None)
+
+
 def update_countdown(incident: Incident, now: datetime) -> timedelta | None:
     """Time left until the next status update is due; negative when overdue,
     None when no update is due (not declared, resolved, no cadence)."""
@@ -373,12 +394,19 @@ class _Replay:
         self.first_monitoring: datetime | None = None
         self.first_monitoring_by: str | None = None  # the event, so taking it back undoes the mitigation
         self.resolved_at: datetime | None = None
+        # The first alarm of the run still firing when the incident was
+        # declared: detection, when nobody said otherwise. Alarms that all
+        # cleared before the declaration were another episode.
+        self.alarm_at: datetime | None = None
+        self._alarming: set[tuple[str, str]] = set()
         self.notes: dict[str, _NoteDraft] = {}
         self.ticks: dict[tuple[str, Any], Tick] = {}
         self.playbooks: list[str] = []
         self.updates: list[UpdateSent] = []
 
     def take(self, event: Event) -> None:
+        if self.declared_at is None and event.kind in ALARM_KINDS:
+            self._alarm(event)
         handler = getattr(self, "_" + event.kind.replace(".", "_"), None)
         if handler is not None:
             try:
@@ -388,6 +416,18 @@ class _Replay:
                 # wrong type (a note_id that is a list): it changes nothing,
                 # and is still shown in the timeline as written.
                 pass
+
+    def _alarm(self, event: Event) -> None:
+        key = alarm_key(event)
+        if key is None:
+            return
+        if is_alarm(event):
+            self._alarming.add(key)
+            self.alarm_at = self.alarm_at or event.at
+        else:
+            self._alarming.discard(key)
+            if not self._alarming:
+                self.alarm_at = None
 
     def _incident_declared(self, event: Event, data: Mapping) -> None:
         self.title = _text(data.get("title")) or self.title

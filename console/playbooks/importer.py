@@ -7,7 +7,10 @@ scenario becomes one more playbook named after the document, so no command
 of the original is lost. Steps come from numbered lists, ``- [ ]``
 checklists, bold "Step N" labels, table rows and code blocks; code is kept
 byte for byte (line endings aside) and recognised as a probe, an action or a
-command by :mod:`console.playbooks.recognise`.
+command by :mod:`console.playbooks.recognise`. Prose that is no step is kept
+as the playbook's ``description`` (under its heading: Meaning, Impact, ...);
+sections an operator looks up (escalation, contacts, templates, severity) as
+its ``reference``, code included, never as steps.
 
 Prose is repaired of mis-encoded characters (UTF-8 read as Windows-1252 or
 Mac Roman, ``ðŸš¨`` for 🚨) with ftfy; code is never touched.
@@ -27,6 +30,7 @@ from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
 from console.located import MAX_BYTES
+from console.playbooks.parameters import parameterise
 from console.playbooks.recognise import recognise
 
 
@@ -53,6 +57,11 @@ _STEP_LABEL = re.compile(r"^step\s*(\d+)\b\s*[:.)\-–—]?\s*(.*)$", re.I | re.
 _CHECKBOX = re.compile(r"^\[([ xX])\]\s*(.*)$", re.S)
 _SEVERITY = re.compile(r"\b(P[0-4]|SEV ?[1-5])\b")
 _TABLE_STEPS = re.compile(r"command|check|step|action|run", re.I)
+_ALARMS = set("🚨⚠🔥🔴❗🆘")
+# Sections an operator looks things up in rather than works through.
+_REFERENCE = re.compile(
+    r"\b(?:escalation|contacts?|on-?call|rotation|communications?|channels?|templates?|severity|severities|"
+    r"stakeholders?|glossary|appendix|resources|links)\b", re.I)
 
 
 def import_runbook(path: str | Path) -> list[dict]:
@@ -65,7 +74,7 @@ def import_runbook(path: str | Path) -> list[dict]:
     if len(raw) > MAX_BYTES:
         raise RunbookError(f"{name}: {len(raw)} bytes is too large for a runbook (limit {MAX_BYTES})")
     try:
-        text = raw.decode("utf-8-sig")
+        text = _decode(raw)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise RunbookError(f"{name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
@@ -75,14 +84,43 @@ def import_runbook(path: str | Path) -> list[dict]:
     return import_markdown(text, Path(path).name)
 
 
+def _decode(raw: bytes) -> str:
+    """UTF-8 (with or without BOM), or UTF-16 when a BOM or its NUL pattern says so."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    sample = raw[:200]
+    if len(sample) >= 4 and sample[1::2].count(0) > len(sample) // 4 and not sample[0::2].count(0):
+        return raw.decode("utf-16-le")
+    if len(sample) >= 4 and sample[0::2].count(0) > len(sample) // 4 and not sample[1::2].count(0):
+        return raw.decode("utf-16-be")
+    return raw.decode("utf-8-sig")
+
+
+def _front_matter(text: str) -> tuple[str, str, str]:
+    """(title, the other front matter lines, the rest) of a document opening with ``---``."""
+    m = re.match(r"---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|$)", text, re.S)
+    if not m:
+        return "", "", text
+    title, other = "", []
+    for line in m.group(1).splitlines():
+        key, colon, value = line.partition(":")
+        if colon and key.strip().lower() == "title" and not title:
+            title = value.strip().strip("'\"")
+        elif line.strip():
+            other.append(line.rstrip())
+    return title, "\n".join(other), text[m.end():]
+
+
 def import_markdown(text: str, name: str = "runbook.md") -> list[dict]:
     """Playbook documents from markdown ``text``; ``name`` is recorded as the source runbook."""
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    fm_title, fm_rest, text = _front_matter(text)
     try:
         sections = _sections(_block_tree(text).children)
     except RecursionError:
         raise RunbookError(f"{name}: markdown nested too deeply to read") from None
     chosen = _scenarios(sections)
+    reference = frozenset(id(sections[i]) for i in _references(sections))
     docs: list[dict] = []
     ids: set[str] = set()
     covered: set[int] = set()
@@ -90,14 +128,17 @@ def import_markdown(text: str, name: str = "runbook.md") -> list[dict]:
         members = [i] + _descendants(sections, i)
         covered.update(members)
         title = _SCENARIO_PREFIX.sub("", sections[i].title) or f"Scenario on line {sections[i].line}"
-        docs.append(_playbook(title, [sections[j] for j in members], name, ids, scenario=True))
+        docs.append(_playbook(title, [sections[j] for j in members], name, ids, scenario=True,
+                              reference=reference))
     rest = [s for j, s in enumerate(sections) if j not in covered]
     if rest:
-        main = _document_title(sections) or _humane(Path(name).stem) or "Runbook"
-        doc = _playbook(main, rest, name, ids, scenario=False, skip_heading=_single_h1(sections))
-        # The rest of a document is a playbook when it holds steps, or when it
-        # is all there is and says something.
-        if doc["steps"][0]["id"] != "review" or (not chosen and "detail" in doc["steps"][0]):
+        main = _clean(_repair(fm_title)) or _document_title(sections) or _humane(Path(name).stem) or "Runbook"
+        doc = _playbook(main, rest, name, ids, scenario=False, skip_heading=_single_h1(sections),
+                        front=_repair(fm_rest), reference=reference)
+        # The rest of a document is a playbook when it holds steps or says
+        # something a reader needs (a description, reference text).
+        if doc["steps"][0]["id"] != "review" or "detail" in doc["steps"][0] \
+                or doc.get("description") or doc.get("reference"):
             docs.append(doc)
     return docs
 
@@ -121,6 +162,7 @@ class _Section:
     title: str
     line: int
     parent: int | None
+    alarm: bool = False  # the heading opens with an alarm sign (🚨 ⚠️ 🔥 🔴): a scenario
     blocks: list[SyntaxTreeNode] = field(default_factory=list)
     children: list[int] = field(default_factory=list)
 
@@ -133,8 +175,9 @@ def _sections(nodes: Iterable[SyntaxTreeNode]) -> list[_Section]:
             level = int(node.tag[1:])
             while len(stack) > 1 and sections[stack[-1]].level >= level:
                 stack.pop()
-            title = _clean(_inline(node.children[0]) if node.children else "")
-            sections.append(_Section(level, title, (node.map or (0, 0))[0] + 1, stack[-1]))
+            raw = _inline(node.children[0]) if node.children else ""
+            sections.append(_Section(level, _clean(raw), (node.map or (0, 0))[0] + 1, stack[-1],
+                                     alarm=raw.lstrip()[:1] in _ALARMS))
             sections[stack[-1]].children.append(len(sections) - 1)
             stack.append(len(sections) - 1)
         else:
@@ -180,7 +223,7 @@ def _scenarios(sections: list[_Section]) -> list[int]:
         members = [i] + _descendants(sections, i)
         parent = sections[s.parent] if s.parent is not None else None
         qualifies[i] = bool(
-            _SCENARIO_PREFIX.match(s.title)
+            _SCENARIO_PREFIX.match(s.title) or s.alarm
             or _names_symptoms(sections, members)
             or (parent is not None and _CONTAINER.search(parent.title) and _has_steps(sections, members)))
         return qualifies[i]
@@ -207,30 +250,50 @@ def _has_steps(sections: list[_Section], members: list[int]) -> bool:
 # ---- one playbook -------------------------------------------------------------------
 
 def _playbook(title: str, sections: list[_Section], name: str, ids: set[str], scenario: bool,
-              skip_heading: bool = False) -> dict:
-    builder = _Steps()
+              skip_heading: bool = False, front: str = "", reference: frozenset[int] = frozenset()) -> dict:
+    """``reference``: ``id()`` of the sections kept as reference text rather than steps."""
+    builder, lookup = _Steps(), _Steps(reference=True)
+    if front:
+        builder.note(front)
     for k, section in enumerate(sections):
+        target = lookup if id(section) in reference else builder
         if k > 0 or not scenario:
             if section.level and not (skip_heading and section.level == 1):
-                builder.heading(section.title)
+                target.heading(section.title)
         for block in section.blocks:
-            builder.block(block)
+            target.block(block)
     title = _clean(title) or "Runbook"
     doc: dict[str, Any] = {"id": _unique(_slug(title) or "runbook", ids), "title": title}
     severity = _SEVERITY.search(" ".join(builder.prose)) if scenario else None
     if severity:
         doc["severity"] = severity.group(1).replace(" ", "")
+    if builder.notes:
+        doc["description"] = "\n\n".join(builder.notes)
     if builder.symptoms:
         doc["symptoms"] = builder.symptoms
+    if lookup.notes:
+        doc["reference"] = "\n\n".join(lookup.notes)
     doc["source_runbooks"] = [name]
     doc["steps"] = builder.finished(title)
     return doc
 
 
+def _references(sections: list[_Section]) -> set[int]:
+    """Indexes of sections about escalation, contacts, templates, and of the sections under them."""
+    out: set[int] = set()
+    for i, section in enumerate(sections):
+        if section.level and _REFERENCE.search(section.title) and not section.alarm:
+            out.update([i] + _descendants(sections, i))
+    return out
+
+
 class _Steps:
     """Walks a section's blocks in order, turning them into steps."""
 
-    def __init__(self) -> None:
+    def __init__(self, reference: bool = False) -> None:
+        self.reference = reference  # everything becomes text to look up, nothing a step
+        self.notes: list[str] = []  # what the runbook says that is no step: the description
+        self.pending: str | None = None  # the heading the next note sits under
         self.steps: list[dict] = []
         self.symptoms: list[str] = []
         self.prose: list[str] = []
@@ -238,7 +301,16 @@ class _Steps:
         self.collecting_symptoms = False
         self.open: dict | None = None  # a bold "Step N" gathering what follows it
 
+    def note(self, text: str) -> None:
+        if not text.strip():
+            return
+        if self.pending:
+            text = f"{self.pending}\n{text}"
+            self.pending = None
+        self.notes.append(text)
+
     def heading(self, title: str) -> None:
+        self.pending = title or None
         self.open = None
         self.collecting_symptoms = bool(_SYMPTOM_HEADING.fullmatch(title))
         self.label = None if self.collecting_symptoms else title
@@ -268,6 +340,9 @@ class _Steps:
         if not text:
             return
         self.prose.append(text)
+        if self.reference:
+            self.note(text)
+            return
         symptoms = _SYMPTOM_TEXT.match(text)
         if symptoms:
             rest = symptoms.group(1).strip()
@@ -292,6 +367,7 @@ class _Steps:
             return
         # A paragraph names the block after it when it is short or ends in
         # "Label:" ("**Impact:** ... **Examples:**" is labelled "Examples").
+        self.note(text)
         last = text.splitlines()[-1].strip()
         if last.endswith(":"):
             self.label = _cut(_clean(last)) or self.label
@@ -303,7 +379,13 @@ class _Steps:
         items = [c for c in node.children if c.type == "list_item"]
         if self.collecting_symptoms:
             self.symptoms += [t for t in (_item_text(i) for i in items) if t]
+            nested = [ln for i in items for ln in _item_lines(i)[1:]]
+            if nested:
+                self.note("\n".join(nested))
             self.collecting_symptoms = False
+            return
+        if self.reference:
+            self.note("\n".join(ln for i in items for ln in _item_lines(i)))
             return
         checklist = any(_CHECKBOX.match(_item_text(i)) for i in items)
         if ordered or checklist or any(_codes(i) for i in items):
@@ -312,9 +394,12 @@ class _Steps:
             return
         texts = [t for t in (_item_text(i) for i in items) if t]
         self.prose += texts
+        lines = "\n".join(ln for i in items for ln in _item_lines(i))
         if self.label and texts:
-            self.steps.append({"title": self.label, "kind": "check", "detail": "\n".join(f"- {t}" for t in texts)})
+            self.steps.append({"title": self.label, "kind": "check", "detail": lines})
             self.label = None
+        else:
+            self.note(lines)
 
     def item(self, item: SyntaxTreeNode) -> None:
         title, detail = "", []
@@ -326,7 +411,9 @@ class _Steps:
                 elif text:
                     detail.append(text)
             elif child.type in ("bullet_list", "ordered_list"):
-                detail += [f"- {t}" for t in (_item_text(i) for i in child.children) if t]
+                detail += [ln for i in child.children for ln in _item_lines(i)]
+            elif child.type == "table":
+                detail += _table_lines(child)
         box = _CHECKBOX.match(title)
         if box:
             title = box.group(2).strip()
@@ -346,6 +433,11 @@ class _Steps:
                                               "detail": "\n".join(detail) if n == 1 else ""}))
 
     def code(self, node: SyntaxTreeNode) -> None:
+        if self.reference:
+            text = _code_text(node)
+            if text.strip():
+                self.note(f"```\n{text}\n```")
+            return
         fields = _code_fields(node)
         if not fields:
             return
@@ -367,7 +459,8 @@ class _Steps:
         body = rows[1:] if node.children[0].type == "thead" else rows
         cells = [[c.children[0] if c.children else None for c in r.children] for r in body]
         has_code = any(_spans(c) for row in cells for c in row)
-        if not (has_code or any(_TABLE_STEPS.search(h) for h in header)):
+        if self.reference or not (has_code or any(_TABLE_STEPS.search(h) for h in header)):
+            self.note("\n".join(_table_lines(node)))
             return
         for row in cells:
             texts = [_inline(c) if c is not None else "" for c in row]
@@ -393,8 +486,14 @@ class _Steps:
         for n, step in enumerate(steps, 1):
             step_id = step.get("id") or _unique(_slug(step["title"])[:50].strip("-") or f"step-{n}", ids)
             ids.add(step_id)
+            if step["kind"] == "command" and step.get("command"):
+                # Placeholders become {name} parameters the console prompts for.
+                command, written = parameterise(step["command"])
+                if written:
+                    step = {**step, "command": command, "placeholders": written}
             ordered = {"id": step_id, "title": step["title"], "kind": step["kind"]}
-            for key in ("detail", "source", "probe", "query", "action", "params", "command"):
+            for key in ("detail", "source", "probe", "query", "action", "params", "command", "sql",
+                        "placeholders"):
                 if step.get(key) not in (None, "", {}):
                     ordered[key] = step[key]
             out.append(ordered)
@@ -434,6 +533,27 @@ def _spans(inline: SyntaxTreeNode | None) -> list[str]:
 def _item_text(item: SyntaxTreeNode) -> str:
     first = next((c for c in item.children if c.type == "paragraph"), None)
     return " ".join(_inline(first.children[0]).split()) if first is not None and first.children else ""
+
+
+def _item_lines(item: SyntaxTreeNode, depth: int = 0) -> list[str]:
+    """A list item as ``- text`` lines, its paragraphs and nested lists indented below it."""
+    lines: list[str] = []
+    pad = "  " * depth
+    for child in item.children:
+        if child.type == "paragraph" and child.children:
+            text = _inline(child.children[0])
+            if text:
+                lines.append(f"{pad}- {text}" if not lines else f"{pad}  {text}")
+        elif child.type in ("bullet_list", "ordered_list"):
+            lines += [ln for i in child.children for ln in _item_lines(i, depth + 1)]
+        elif child.type == "table":
+            lines += [f"{pad}  {ln}" for ln in _table_lines(child)]
+    return lines
+
+
+def _table_lines(node: SyntaxTreeNode) -> list[str]:
+    rows = [r for part in node.children for r in part.children if r.type == "tr"]
+    return [" | ".join(_inline(c.children[0]) if c.children else "" for c in r.children) for r in rows]
 
 
 def _codes(node: SyntaxTreeNode) -> list[SyntaxTreeNode]:

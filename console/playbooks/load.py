@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from console import located
 from console.located import Document, Invalid, Problem
 from console.playbooks.model import (ACTIONS, OPS, PROBE_KINDS, SOURCE_KINDS, STEP_KINDS, Condition, Playbook,
-                                     Step, is_template, placeholders)
+                                     TEMPLATE, Step, is_template, placeholders)
 from console.readonly import (http_is_read_only, kubernetes_is_read_only, redis_argv,
                                         redis_is_read_only, sql_is_read_only)
 from console.thresholds import KNOWN_METRICS
@@ -25,12 +25,13 @@ if TYPE_CHECKING:
     from console.config import Config
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-PLAYBOOK_KEYS = {"id", "title", "severity", "symptoms", "suggest_when", "steps", "source_runbooks"}
+PLAYBOOK_KEYS = {"id", "title", "severity", "description", "symptoms", "suggest_when", "steps", "source_runbooks",
+                 "reference"}
 COMMON_STEP_KEYS = {"id", "title", "kind", "detail", "condition"}
 STEP_KEYS = {
     "check": COMMON_STEP_KEYS,
     "probe": COMMON_STEP_KEYS | {"probe", "source", "query", "command"},
-    "command": COMMON_STEP_KEYS | {"command", "runnable"},
+    "command": COMMON_STEP_KEYS | {"command", "runnable", "sql", "placeholders"},
     "action": COMMON_STEP_KEYS | {"action", "source", "params", "confirm", "command"},
 }
 ALL_STEP_KEYS = set().union(*STEP_KEYS.values())
@@ -195,10 +196,12 @@ class _FileReader:
                 suggest.append(condition)
         steps = self.steps(keys + ("steps",))
         runbooks = self.strings(keys + ("source_runbooks",))
+        description = self.typed(keys + ("description",), str, default="")
+        reference = self.typed(keys + ("reference",), str, default="")
         if self.failed or book_id is None or title is None:
             return None
         return Playbook(book_id, title, None if severity is None else str(severity), symptoms, tuple(suggest),
-                        tuple(steps), self.doc.path, self.doc.line(*keys), runbooks)
+                        tuple(steps), self.doc.path, self.doc.line(*keys), runbooks, description, reference)
 
     def identifier(self, keys: tuple, what: str) -> str | None:
         value = self.typed(keys, (str, int), required=True)
@@ -313,6 +316,8 @@ class _FileReader:
         }
         if "condition" in self.value(keys):
             fields["condition"] = self.condition(keys + ("condition",))
+        if kind == "command":
+            fields.update(self.command_extras(keys, fields["runnable"]))
         if kind == "probe":
             fields.update(self.probe(keys))
         elif kind == "action":
@@ -320,6 +325,22 @@ class _FileReader:
         if len(self.problems) > before or kind is None or fields["id"] is None or fields["title"] is None:
             return None
         return Step(kind=kind, line=self.doc.line(*keys), **fields)
+
+    def command_extras(self, keys: tuple, runnable: bool) -> dict[str, Any]:
+        """``sql`` (copied SQL, never run) and ``placeholders`` (how the runbook wrote each ``{name}``)."""
+        sql = self.typed(keys + ("sql",), bool, default=False)
+        if sql and runnable:
+            self.fail(keys + ("runnable",), "a sql command is never run (never as shell): it is copied into "
+                      "a database client; drop 'runnable'")
+        written = self.typed(keys + ("placeholders",), dict, default={})
+        for name, spelling in written.items():
+            spellings = spelling if isinstance(spelling, list) else [spelling]
+            if not isinstance(name, str) or not TEMPLATE.fullmatch(f"{{{name}}}") \
+                    or not spellings or not all(isinstance(s, str) and s for s in spellings):
+                self.fail(keys + ("placeholders",), "placeholders maps a {name} of the command to how the "
+                          f"runbook wrote it (a string or a list of strings), not {name!r}: {spelling!r}")
+                return {"sql": bool(sql)}
+        return {"sql": bool(sql), "placeholders": written}
 
     def probe(self, keys: tuple) -> dict[str, Any]:
         probe = self.typed(keys + ("probe",), str, required=True)

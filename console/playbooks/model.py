@@ -165,6 +165,12 @@ class Step:
     query: str | None = None
     command: str | None = None  # shell text, byte for byte as written
     runnable: bool = False  # may be run after confirmation, not only copied
+    # The command is SQL for a database client (a mutating statement): copied,
+    # never run, and never as shell. The loader refuses it ``runnable``.
+    sql: bool = False
+    # Imported placeholders: each ``{name}`` of the command and how the runbook wrote it
+    # (``$NAMESPACE``, ``<pod-name>``); one spelling, or several.
+    placeholders: Mapping[str, Any] = field(default_factory=dict)
     action: str | None = None  # a key of ACTIONS
     params: Mapping[str, Any] = field(default_factory=dict)
     confirm: str | None = None  # what the operator types to confirm; a template
@@ -176,6 +182,7 @@ class Step:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "placeholders", MappingProxyType(dict(self.placeholders)))
 
     @property
     def target_kind(self) -> str | None:
@@ -198,6 +205,10 @@ class Playbook:
     path: str
     line: int
     source_runbooks: tuple[str, ...] = ()
+    # What the runbook says besides its steps (meaning, impact, background), and
+    # what an operator looks up rather than does (escalation, contacts, templates).
+    description: str = ""
+    reference: str = ""
 
     def suggested_by(self, snapshots: Iterable[Snapshot]) -> bool:
         """True when any of ``suggest_when`` holds for any source it names."""

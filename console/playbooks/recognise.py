@@ -100,7 +100,7 @@ def _words(line: str) -> list[str] | None:
         return None
 
 
-def _from_sql(sql: str, original: str) -> dict[str, Any]:
+def _from_sql(sql: str, original: str, shell_line: bool = False) -> dict[str, Any]:
     if sql_is_read_only(sql) is None:
         out: dict[str, Any] = {"kind": "probe", "probe": "sql", "source": "postgres", "query": sql}
         if original != sql:
@@ -110,7 +110,12 @@ def _from_sql(sql: str, original: str) -> dict[str, Any]:
     if action is not None:
         return {"kind": "action", "action": "terminate_backend", "source": "postgres", "params": action,
                 "command": original}
-    return {"kind": "command", "command": original}
+    # Mutating, or not one statement pglast can read: SQL to copy into a
+    # database client, never a shell command (a ``psql -c`` line stays a
+    # shell command to copy: its text is shell).
+    if shell_line:
+        return {"kind": "command", "command": original}
+    return {"kind": "command", "command": original, "sql": True}
 
 
 def _terminate_action(sql: str) -> dict[str, Any] | None:
@@ -149,7 +154,7 @@ def _from_shell(line: str, original: str) -> dict[str, Any] | None:
         if psql.group(1)[0] == '"':
             sql = sql.replace('\\"', '"')
         if sql and "$" not in sql:
-            return _from_sql(sql, original)
+            return _from_sql(sql, original, shell_line=True)
         return None
     if _SHELL_OPERATORS.search(line):
         return None

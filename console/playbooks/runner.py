@@ -36,7 +36,7 @@ from console.capabilities import (BackendSignalling, CacheFlushing, ClientKillin
                                   Source, SqlProbing, WorkloadRestarting, WorkloadScaling, WorkloadUndoing,
                                   cannot)
 from console.playbooks import shell
-from console.playbooks.model import ACTIONS, PROBE_KINDS, SOURCE_KINDS, TEMPLATE, Playbook, Step
+from console.playbooks.model import ACTIONS, PROBE_KINDS, SOURCE_KINDS, TEMPLATE, Playbook, Step, placeholders
 from console.playbooks.output import (MAX_BYTES, MAX_LINES, bounded, promql_result, readable_body, redis_reply,
                                       row_count, table)
 from console.readonly import http_request, kubernetes_read, redis_argv, redis_is_read_only, sql_is_read_only
@@ -127,7 +127,9 @@ class StepRunner:
         if step.literal:
             return []
         names: list[str] = []
-        if step.kind == "command" or step.action == "shell":
+        if step.kind == "command" and step.sql:
+            names += list(placeholders(step.command or ""))
+        elif step.kind == "command" or step.action == "shell":
             names += [n for n in shell.placeholders(step.command or "") if n not in step.params]
         if step.kind in ("command", "action"):
             names += [n for v in step.params.values() for n in _placeholders(v)]
@@ -155,7 +157,8 @@ class StepRunner:
         return self._plan(step, values).confirmation
 
     def is_mutating(self, step: Step) -> bool:
-        return step.kind == "action" or (step.kind == "command" and step.runnable)
+        # SQL is copied into a database client, never run: not even when marked runnable.
+        return step.kind == "action" or (step.kind == "command" and step.runnable and not step.sql)
 
     # ---- probes --------------------------------------------------------------
     async def probe(self, playbook: Playbook, step: Step) -> StepResult:
@@ -269,6 +272,10 @@ class StepRunner:
         mode, for values that cannot be used safely, and when ``typed`` is not
         exactly the expected confirmation.
         """
+        if step.kind == "command" and step.sql:
+            self._refuse(playbook, step, "command", step.id, typed,
+                         f"step {step.id} is SQL to copy into a database client; it is never run "
+                         "(and never as shell); nothing was run")
         if not self.is_mutating(step):
             raise Refused(f"step {step.id} is not an action or a runnable command; nothing to run")
         journal_kind = "command" if step.kind == "command" else "action"
@@ -293,7 +300,9 @@ class StepRunner:
         if missing:
             raise Refused("no value given for " + ", ".join(f"{{{n}}}" for n in missing))
         params = dict(step.params) if step.literal else {k: _fill(v, given) for k, v in step.params.items()}
-        if step.kind == "command" or step.action == "shell":
+        if step.kind == "command" and step.sql:
+            plan = self._sql_plan(step, given)
+        elif step.kind == "command" or step.action == "shell":
             plan = self._shell_plan(step, given, params)
         elif step.action in ("terminate_backend", "cancel_backend"):
             plan = self._backend_plan(step, params, given)
@@ -333,6 +342,20 @@ class StepRunner:
         command = built.pasteable
         return _Plan(kind, f"`{command}`", command, self._confirmation(step, default, params, given),
                      command, lambda: self._run_shell(built), built)
+
+    def _sql_plan(self, step: Step, given: Mapping[str, str]) -> _Plan:
+        """SQL to copy: its ``{name}`` placeholders filled with checked values; running it is refused."""
+        for name in placeholders(step.command or ""):
+            try:
+                shell.check_value(name, given[name])
+            except shell.ValueRefused as exc:
+                raise Refused(str(exc)) from None
+        text = TEMPLATE.sub(lambda m: given.get(m.group(1), m.group(0)), step.command or "")
+
+        async def never() -> StepResult:
+            raise Refused(f"step {step.id} is SQL to copy into a database client; it is never run")
+
+        return _Plan("command", f"SQL to copy: {text}", step.id, step.id, text, never)
 
     def _backend_plan(self, step: Step, params: Mapping[str, Any], given: Mapping[str, str]) -> _Plan:
         source = self._need_source(step, BackendSignalling)

@@ -19,8 +19,12 @@ LINE_LIMIT = 20_000
 MAX_LINES = 2_000
 
 
-class EntryScreen(Modal[None]):
-    BINDINGS = [Binding("escape,enter", "close", "Close", id="entry.close")]
+TRAVEL = "travel"  # dismissed with this: open the panes as they were at this entry
+
+
+class EntryScreen(Modal[str | None]):
+    BINDINGS = [Binding("escape,enter", "close", "Close", id="entry.close"),
+                Binding("t", "travel", "As then", id="entry.travel")]
     DEFAULT_CSS = """
     EntryScreen { align: center middle; }
     EntryScreen > Vertical { width: 90%; max-width: 160; height: 90%; border: round $accent;
@@ -43,13 +47,16 @@ class EntryScreen(Modal[None]):
                     if heading:
                         yield Label(plain(heading, limit=200), classes="part-title")
                     yield Static(whole(text), classes="part-text")
-            yield Label(plain("↑↓ PgUp PgDn scroll · Esc or Enter closes"), id="keys")
+            yield Label(plain("↑↓ PgUp PgDn scroll · t the panes as they were then · Esc or Enter closes"), id="keys")
 
     def on_mount(self) -> None:
         self.query_one("#parts", VerticalScroll).focus()
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_travel(self) -> None:
+        self.dismiss(TRAVEL)
 
 
 def whole(text: str) -> Text:

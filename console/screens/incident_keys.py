@@ -144,11 +144,29 @@ class IncidentKeys:
         self.timeline.focus_input()
 
     def on_timeline_pane_entry_opened(self, message: TimelinePane.EntryOpened) -> None:
-        from console.screens.entry import EntryScreen
+        from console.screens.entry import TRAVEL, EntryScreen
 
         entry = self.session.entry(message.event_id)
         if entry is not None:
-            self.app.push_screen(EntryScreen(*entry))
+            def closed(how: str | None) -> None:
+                if how == TRAVEL:
+                    self.travel_to(message.event_id)
+            self.app.push_screen(EntryScreen(*entry), closed)
+
+    def on_timeline_pane_travel_requested(self, message: TimelinePane.TravelRequested) -> None:
+        self.travel_to(message.event_id)
+
+    def travel_to(self, event_id: str) -> None:
+        """The panes as they were at the entry: its moment, or the last one
+        kept before it (console/incident/moments.py)."""
+        from console.screens.moment import MomentScreen
+
+        kept, index = self.session.travel(event_id)
+        if index is None:
+            self.notify("no readings were kept at or before this entry" if kept else
+                        "this journal keeps no readings to travel back to", severity="warning")
+            return
+        self.app.push_screen(MomentScreen(kept, index, self.config))
 
     def on_timeline_pane_note_written(self, message: TimelinePane.NoteWritten) -> None:
         self._journaled(lambda: self.session.note(message.text))
@@ -200,8 +218,9 @@ class IncidentKeys:
             # The same writer as `export -o`: never over a journal (a symlink
             # there is followed, then refused), never into a pipe that would
             # stop the screen, whole or not at all.
-            write_export(target, postmortem_markdown(journal.events(), self.app.clock()), journal.path,
-                         pipes=False)
+            report = postmortem_markdown(journal.events(), self.app.clock(),
+                                         playbooks=getattr(self.session.desk, "by_id", None))
+            write_export(target, report, journal.path, pipes=False)
         except ExportRefused as refused:
             self.notify(f"not written: {target} {refused}", severity="error")
             return

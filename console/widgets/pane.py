@@ -71,6 +71,9 @@ class LivePane(Vertical):
     # A pane's own keys on the row under the cursor: key -> what the help says.
     # The row's source decides what each does (a Change or an Opening of its Detail).
     ROW_KEYS: Sequence[tuple[str, str]] = ()
+    # Showing a moment kept in the journal (console/screens/moment.py), not
+    # a source: its age label must never say live or stale.
+    recorded = False
 
     def __init_subclass__(cls, **kwargs) -> None:
         if "ROW_KEYS" in cls.__dict__:
@@ -227,11 +230,13 @@ class LivePane(Vertical):
 
     def stale_at(self, now: datetime) -> bool:
         """No reading newer than ``stale_after``: a source stopped answering."""
-        if not self.snapshots:
+        if not self.snapshots or self.recorded:
             return False
         return (now - min(s.taken_at for s in self.snapshots.values())).total_seconds() > self.stale_after
 
     def freshness(self, now: datetime) -> str:
+        if self.recorded:
+            return "◷ recorded, not live"
         if not self.snapshots:
             return "– not configured" if self.expected == 0 else "◌ waiting"
         down = [s.name for s in self.snapshots.values() if not s.reachable]

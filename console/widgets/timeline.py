@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input
 
+from console.incident import tags
 from console.incident.export import describe
 from console.incident.state import CHANGE_KINDS
 from console.text import plain
@@ -25,6 +26,9 @@ KIND_COLOUR = {"threshold.crossed": ("state-warning", False), "source.lost": ("s
                "command": ("text-accent", False), "probe": ("text-secondary", False),
                "update.sent": ("text-primary", False)}
 NOTE_EDITS = ("note.corrected", "note.struck", "note.pinned")
+# Not shown as rows: a note's edits are shown on the note, a moment is
+# travelled to (t) from the entry it belongs to.
+HIDDEN = (*NOTE_EDITS, "moment")
 
 
 class TimelinePane(Vertical):
@@ -36,6 +40,7 @@ class TimelinePane(Vertical):
         # The table's own Enter selects the row (on_data_table_row_selected);
         # listed here so the help and the keymap name it, not the footer (full at 80 columns).
         Binding("enter", "open_entry", "Whole entry", show=False, id="timeline.open"),
+        Binding("t", "travel", "As then", show=False, id="timeline.travel"),
         Binding("escape", "leave_input", "Done", show=False, id="timeline.leave"),
     ]
 
@@ -58,6 +63,13 @@ class TimelinePane(Vertical):
             super().__init__()
             self.event_id = event_id
 
+    class TravelRequested(Message):
+        """The operator asked to see the panes as they were at entry ``event_id``."""
+
+        def __init__(self, event_id: str) -> None:
+            super().__init__()
+            self.event_id = event_id
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.border_title = self.TITLE
@@ -66,7 +78,7 @@ class TimelinePane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield ReadingTable((("UTC", 8), ("Who", 10), ("What", 400)), cursor=True, id="events")
-        yield Input(placeholder="n: note (#decision #finding #action #root-cause)", id="scribe")
+        yield Input(placeholder=f"n: note, tagged {tags.hint()}", id="scribe")
 
     @property
     def table(self) -> ReadingTable:
@@ -86,8 +98,8 @@ class TimelinePane(Vertical):
         colour = colours.of(self)
         rows = []
         for event in events:
-            if event.kind in NOTE_EDITS:
-                continue  # shown on the note itself, and in the export's history
+            if event.kind in HIDDEN:
+                continue
             style = colour.style(*KIND_COLOUR[event.kind]) if event.kind in KIND_COLOUR else (
                 "" if event.kind == "note" else "dim")
             text = describe(event, incident)
@@ -138,6 +150,11 @@ class TimelinePane(Vertical):
         key = self._current_id()
         if key is not None:
             self.post_message(self.EntryOpened(key))
+
+    def action_travel(self) -> None:
+        key = self._current_id()
+        if key is not None:
+            self.post_message(self.TravelRequested(key))
 
     def _current_id(self) -> str | None:
         row = self.table.cursor_row
