@@ -237,3 +237,19 @@ def test_a_taken_back_change_and_a_suggestion_read_as_what_they_were(tmp_path):
     suggested, status = journal.events()[-2:]
     assert describe(suggested) == "Playbook suggested: pool-exhausted"
     assert describe(status) == "Status: Identified (took back Monitoring)"
+
+
+def test_an_actions_table_of_results_is_a_code_block_and_its_first_line_the_resolution(tmp_path):
+    """Seen in a demo walk: 32 signalled sessions flattened into one line of the report."""
+    journal = Journal(tmp_path / "i.json", operator={"user": "oncall", "ssh_client": ""})
+    journal.append("incident.declared", title="Pool", severity="P1")
+    table = "32 of 32 matching sessions signalled\n  pid  user\n-----  ----\n15481  checkout"
+    journal.append("action", action="terminate_backend", target="idle sessions", source="app-db", ok=True,
+                   result=table, output=table, playbook="pane", step="postgres.terminate_backend",
+                   confirmed_by="checkout-api")
+    report = postmortem_markdown(journal.events(), journal.events()[-1].at)
+    resolution = report.split("## Resolution")[1].split("##")[0]
+    assert "32 of 32 matching sessions signalled" in resolution and "15481" not in resolution
+    appendix = report.split("## Appendix")[1]
+    assert "  ```\n  32 of 32 matching sessions signalled\n    pid  user\n  -----  ----\n  15481  checkout\n  ```" \
+        in appendix

@@ -97,7 +97,7 @@ def describe(event: Event, incident: Incident | None = None) -> str:
         outcome = "done" if d.get("ok") else "failed"
         by = f" (confirmed by {_t(d.get('confirmed_by'))})" if d.get("confirmed_by") else ""
         return (f"Action {_step(d)}: {_t(d.get('action'))} on {_t(d.get('target'))} {outcome}: "
-                f"{_t(d.get('result'), OUTPUT_LIMIT)}{by}")
+                f"{_t(_first_line(d.get('result')), OUTPUT_LIMIT)}{by}")
     if kind == "threshold.crossed":
         metric = str(d.get("metric") or "")
         limit = d.get("limit")
@@ -493,7 +493,9 @@ def _resolution(incident: Incident, events: list[Event]) -> str:
             d = event.data
             by = f", confirmed by {md(d.get('confirmed_by'), 100)}" if d.get("confirmed_by") else ""
             said = d.get("result") if event.kind == "action" else d.get("output")
-            body.append(f"{_fix_words(event)} at {_clock(event.at, incident)}{by}: {md(said, OUTPUT_LIMIT)}")
+            # Its first line: a table of 32 signalled sessions is the appendix's code block.
+            body.append(f"{_fix_words(event)} at {_clock(event.at, incident)}{by}: "
+                        f"{md(_first_line(said), OUTPUT_LIMIT)}")
     lines = ["## Resolution", "", *(f"{n}. {text}" for n, text in enumerate(body, 1))]
     if not body:
         lines.append(_untold("resolution", "decision"))
@@ -601,10 +603,17 @@ def _entry(event: Event, note: Note | None, incident: Incident) -> str:
 OUTPUT_LINES = 20
 
 
+def _first_line(text: Any) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def _output(event: Event) -> str:
-    """What a probe or command printed, as a fenced code block under its line."""
-    if event.kind not in ("probe", "command") or (event.kind == "probe" and not event.data.get("ok")):
+    """What a probe, command or action printed, as a fenced code block under its line."""
+    if event.kind not in ("probe", "command", "action") or (event.kind != "command" and not event.data.get("ok")):
         return ""
+    if event.kind == "action" and len(str(event.data.get("output") or "").strip().splitlines()) < 2:
+        return ""  # one line: said in the entry itself
     raw = event.data.get("output")
     if raw is None or not str(raw).strip():
         return ""
