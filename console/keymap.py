@@ -16,7 +16,7 @@ BINDING_IDS = (
     "pane.services", "pane.errors", "pane.postgres", "pane.redis", "pane.playbook", "pane.timeline",
     "playbook.choose", "incident.note", "incident.declare", "incident.status", "incident.acknowledge",
     "incident.update",
-    "playbook.tick", "playbook.run", "playbook.copy",
+    "playbook.tick", "playbook.run", "playbook.copy", "playbook.about",
     "timeline.correct", "timeline.strike", "timeline.pin", "timeline.leave", "timeline.open", "timeline.travel",
     "entry.close", "entry.travel", "moment.close", "moment.previous", "moment.next",
     "choices.cancel",

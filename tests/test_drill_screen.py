@@ -334,3 +334,33 @@ def test_a_long_text_keeps_its_start_and_logs_keep_their_end():
     assert "more lines not shown" in text_lines(query).plain
     logs = "\n".join(f"line {i}" for i in range(1000)) + "\nOOMKilled"
     assert text_lines(logs, newest=True).plain.endswith("OOMKilled")
+
+
+async def test_i_shows_what_an_imported_runbook_says_besides_its_steps(tmp_path):
+    """Issue 15: import-runbook keeps escalation, contacts and message
+    templates as a playbook's reference; the console shows them, inert."""
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "pool.yaml").write_text(
+        "id: pool\ntitle: Pool exhausted\ndescription: |\n  Meaning: the pool is full.\n"
+        "reference: \"Escalation: page the DBA on call [bold]now[/bold]\\a\"\n"
+        "steps:\n  - id: look\n    title: Look\n    kind: check\n")
+    from console.incident.journal import Journal
+
+    journal = Journal(tmp_path / "i.json", operator={"user": "t", "ssh_client": ""}, clock=lambda: FROZEN)
+    app, _ = drill_app(journal=journal)
+    app.config = app.session.config = config.parse(CONFIG + f"playbooks: [{books}]\n", "t.yaml", env={})
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot)
+        app.main.start_playbook("pool")
+        await pilot.pause(0.2)
+        await pilot.press("5", "i")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, DetailScreen)
+        shown = "\n".join(s.text for s in app.screen.detail.sections)
+        assert "Meaning: the pool is full." in shown and "page the DBA on call" in shown
+        rendered = "\n".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "[bold]now[/bold]" in rendered and "\x07" not in rendered
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(app.screen_stack) == 1

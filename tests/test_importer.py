@@ -521,3 +521,23 @@ def test_an_imported_command_asks_for_its_placeholders_with_pickable_names(tmp_p
     assert runner.values_needed(step) == ["namespace", "pod"]
     assert runner.render_command(step, {"namespace": "shop", "pod": "api-0"}) == \
         "kubectl -n shop describe pod api-0"
+
+
+def test_an_inline_command_in_a_bullet_is_that_steps_command_with_its_placeholders():
+    """Issue 15: `Check pod events via `kubectl -n $NAMESPACE describe pod $POD`` became
+    one check step holding the whole list as text, its nested sub-list cut."""
+    from console.playbooks.importer import import_markdown
+
+    md = ("# KubePodCrashLooping\n\n## Meaning\nA pod is restarting.\n\n## Diagnosis\n"
+          "- Check pod events via `kubectl -n $NAMESPACE describe pod $POD`\n"
+          "- Look at the `restartCount` field\n"
+          "- Read logs: `kubectl -n $NAMESPACE logs $POD --previous`\n"
+          "  - then compare with `kubectl get pods`\n")
+    (book,) = import_markdown(md)
+    steps = book["steps"]
+    assert [s["kind"] for s in steps] == ["command", "check", "command"]
+    assert steps[0]["command"] == "kubectl -n {namespace} describe pod {pod}"
+    assert steps[0]["placeholders"] == {"namespace": "$NAMESPACE", "pod": "$POD"}
+    assert "restartCount" in steps[1]["title"]  # a code span that is no command stays text
+    assert steps[2]["detail"] == "- then compare with `kubectl get pods`"  # the nested list kept
+    assert not steps[2].get("runnable")  # imported commands are copied, not run

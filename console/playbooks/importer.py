@@ -388,7 +388,7 @@ class _Steps:
             self.note("\n".join(ln for i in items for ln in _item_lines(i)))
             return
         checklist = any(_CHECKBOX.match(_item_text(i)) for i in items)
-        if ordered or checklist or any(_codes(i) for i in items):
+        if ordered or checklist or any(_codes(i) or _item_command(i) for i in items):
             for item in items:
                 self.item(item)
             return
@@ -423,7 +423,11 @@ class _Steps:
             detail.insert(0, title)
         codes = [c for c in _codes(item) if _code_fields(c)]
         if not codes:
-            self.steps.append(_without_empty({"title": _cut(title), "kind": "check", "detail": "\n".join(detail)}))
+            # `Check pod events via `kubectl -n $NAMESPACE describe pod $POD``: the
+            # item's inline command is its step's command (the text stays its title).
+            inline = _item_command(item)
+            fields = recognise(inline, "bash") if inline else {"kind": "check"}
+            self.steps.append(_without_empty({"title": _cut(title), **fields, "detail": "\n".join(detail)}))
             return
         for n, code in enumerate(codes, 1):
             step_title = _cut(title) or _code_title(code) or "Run this"
@@ -524,6 +528,31 @@ def _inline(node: SyntaxTreeNode | None) -> str:
 def _starts_bold(inline: SyntaxTreeNode | None) -> bool:
     first = next((t for t in _inline_tokens(inline) if not (t.type == "text" and not t.content.strip())), None)
     return first is not None and first.type == "strong_open"
+
+
+# The first word of an inline code span that is a command an operator runs.
+COMMAND_WORDS = frozenset({
+    "kubectl", "helm", "psql", "pg_dump", "pg_ctl", "pg_isready", "redis-cli", "curl", "wget", "systemctl",
+    "journalctl", "service", "docker", "podman", "crictl", "aws", "gcloud", "az", "terraform", "ssh", "scp",
+    "df", "du", "free", "top", "htop", "ps", "kill", "pkill", "ss", "netstat", "dig", "nslookup", "ping",
+    "traceroute", "tail", "head", "grep", "cat", "less", "ls", "find", "openssl", "iostat", "vmstat", "lsof",
+    "dmesg", "uptime", "git", "make", "ansible", "nc", "telnet", "mysql", "mongosh", "sudo", "rm", "mv", "cp",
+})
+
+
+def _item_command(item: SyntaxTreeNode) -> str | None:
+    """The inline command of a list item's first paragraph, if it has one."""
+    first = next((c for c in item.children if c.type == "paragraph"), None)
+    return _inline_command(first.children[0] if first is not None and first.children else None)
+
+
+def _inline_command(inline: SyntaxTreeNode | None) -> str | None:
+    """The first inline code span of ``inline`` that is a command (``kubectl …``), else None."""
+    for span in _spans(inline):
+        words = span.strip().removeprefix("$ ").split()
+        if len(words) >= 2 and words[0] in COMMAND_WORDS:
+            return span.strip().removeprefix("$ ")
+    return None
 
 
 def _spans(inline: SyntaxTreeNode | None) -> list[str]:

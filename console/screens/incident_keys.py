@@ -245,6 +245,23 @@ class IncidentKeys:
         self._journaled(lambda: self.session.start_playbook(playbook_id))
         self.playbook_pane.table.focus()
 
+    def on_playbook_pane_about_requested(self, message: PlaybookPane.AboutRequested) -> None:
+        """What the runbook said besides its steps (kept by import-runbook): shown as a detail, inert."""
+        from console.drill import Detail, Section
+        from console.screens.detail import DetailScreen
+
+        book = message.playbook
+        sections = tuple(Section(title, text=text) for title, text in (
+            ("Symptoms", "\n".join(getattr(book, "symptoms", ()) or ())),
+            ("Description", getattr(book, "description", "")),
+            ("Reference: escalation, contacts, message templates", getattr(book, "reference", "")),
+            ("Imported from", "\n".join(getattr(book, "source_runbooks", ()) or ()))) if text)
+        detail = Detail(f"playbook {book.title}", sections or (Section("About", text="nothing more was written"),))
+
+        async def same(ref):
+            return detail
+        self.app.push_screen(DetailScreen(None, detail, lambda ref, key: None, same))
+
     def on_playbook_pane_step_requested(self, message: PlaybookPane.StepRequested) -> None:
         self.run_worker(self._step(message.playbook, message.step, message.how), group="steps",
                         name=f"step {message.step.id}", exit_on_error=False)

@@ -80,6 +80,7 @@ class PlaybookPane(Vertical):
         Binding("space", "toggle", "Tick", id="playbook.tick"),
         Binding("enter", "run", "Run step", id="playbook.run"),
         Binding("c", "copy", "Copy cmd", id="playbook.copy"),
+        Binding("i", "about", "About", id="playbook.about"),
     ]
 
     class StepRequested(Message):
@@ -235,3 +236,16 @@ class PlaybookPane(Vertical):
 
     def action_copy(self) -> None:
         self._request("copy")
+
+    class AboutRequested(Message):
+        """`i`: the playbook's description and reference (escalation, contacts, templates)."""
+
+        def __init__(self, playbook) -> None:
+            super().__init__()
+            self.playbook = playbook
+
+    def action_about(self) -> None:
+        if self.playbook is None:
+            self.notify("no playbook is open: p chooses one", severity="warning", timeout=4)
+            return
+        self.post_message(self.AboutRequested(self.playbook))
