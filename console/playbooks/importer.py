@@ -438,7 +438,9 @@ class _Steps:
 
     def code(self, node: SyntaxTreeNode) -> None:
         if self.reference:
-            text = _code_text(node)
+            # A message template is text, not a command: its mojibake is repaired
+            # (seed 000's Slack template began with "\uf8ffüö®" for 🚨).
+            text = _repair(_code_text(node))
             if text.strip():
                 self.note(f"```\n{text}\n```")
             return
