@@ -384,3 +384,26 @@ async def test_a_palette_taken_down_mid_gather_drops_its_late_lookups(tmp_path):
         send(app, "escape")
         await until(lambda: len(app.screen_stack) == 1)
         assert (await answers(app)) < ANSWER_WITHIN_S
+
+
+async def test_enter_on_an_entry_then_the_palette_in_one_burst_leaves_nothing_under_escape(tmp_path):
+    """Found by the fuzzer in CI: Enter opened a timeline entry through a
+    message, Ctrl+P the palette at once; the entry came up over the palette,
+    Escape closed the entry, and the palette took the keys that followed (an
+    Enter chose Quit). A screen asked for after another came up is not opened."""
+    from textual.command import CommandPalette
+
+    app, journal = fuzz_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.session.note("an entry to open")
+        app.show_journal()
+        await pilot.press("6")
+        await pilot.pause()
+        await burst(app, ["enter", "ctrl+p"])
+        await until(lambda: isinstance(app.screen, CommandPalette))
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, CommandPalette) and len(app.screen_stack) == 2
+        send(app, "escape")
+        await until(lambda: len(app.screen_stack) == 1)
+        alive(app)

@@ -28,7 +28,8 @@ class RowKeys:
     def open_row(self, ref: RowRef, key: str = "enter") -> None:
         # One at a time: a second Enter while a slow system answers replaces the first.
         # A function, not a coroutine: a worker replaced before it started leaves nothing unawaited.
-        self.run_worker(partial(self._open_row, ref, key), group="drill", exclusive=True, exit_on_error=False,
+        asker = self.app.screen  # the screen the key was pressed on
+        self.run_worker(partial(self._open_row, ref, key, asker), group="drill", exclusive=True, exit_on_error=False,
                         name=f"open {ref.kind}:{ref.source}")
 
     async def read_row(self, ref: RowRef) -> Detail | None:
@@ -41,11 +42,16 @@ class RowKeys:
             self.notify(str(error), title=f"could not read {ref.source}", severity="error", timeout=10)
         return None
 
-    async def _open_row(self, ref: RowRef, key: str) -> None:
+    async def _open_row(self, ref: RowRef, key: str, asker=None) -> None:
         from console.screens.detail import DetailScreen
 
         detail = await self.read_row(ref)
         if detail is None:
+            return
+        if asker is not None and self.app.screen is not asker:
+            # Another screen came up while the row was read (a palette, help):
+            # the operator has moved on, and a screen opened over theirs would
+            # leave it under the next Escape.
             return
         if key == "enter":
             await self.app.push_screen(DetailScreen(ref, detail, self.open_row, self.read_row,
@@ -53,7 +59,7 @@ class RowKeys:
             return
         opening, change = detail.opening(key), detail.change(key)
         if opening is not None:
-            await self._open_row(RowRef(ref.kind, ref.source, opening.row), "enter")
+            await self._open_row(RowRef(ref.kind, ref.source, opening.row), "enter", asker)
         elif change is not None:
             await self._change(ref, change)
         else:

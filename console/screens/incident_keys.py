@@ -143,11 +143,16 @@ class IncidentKeys:
     def action_note(self) -> None:
         self.timeline.focus_input()
 
+    # A pane's request reaches this screen as a message, after keys the app has
+    # already handled: Enter on an entry then Ctrl+P opened the palette first,
+    # and the entry on top of it; Escape closed the entry, and the palette took
+    # the next keys (a fuzzer's Enter chose Quit). A screen asked for while
+    # another has come up since is not opened: the operator has moved on.
     def on_timeline_pane_entry_opened(self, message: TimelinePane.EntryOpened) -> None:
         from console.screens.entry import TRAVEL, EntryScreen
 
         entry = self.session.entry(message.event_id)
-        if entry is not None:
+        if entry is not None and self.app.screen is self:  # see _still_on_top
             def closed(how: str | None) -> None:
                 if how == TRAVEL:
                     self.travel_to(message.event_id)
@@ -250,6 +255,8 @@ class IncidentKeys:
         from console.drill import Detail, Section
         from console.screens.detail import DetailScreen
 
+        if self.app.screen is not self:
+            return  # see on_timeline_pane_entry_opened
         book = message.playbook
         sections = tuple(Section(title, text=text) for title, text in (
             ("Symptoms", "\n".join(getattr(book, "symptoms", ()) or ())),
