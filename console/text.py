@@ -71,3 +71,10 @@ def inert(value: object, limit: int = 500) -> str:
 def plain(value: object, style: str = "", limit: int = 500) -> Text:
     """A Rich ``Text`` that is never parsed as markup."""
     return Text(inert(value, limit), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def first_line(text: object) -> str:
+    """The first line of a multi-line result (a table of signalled sessions):
+    what a toast or a report's summary line says; the rest is kept elsewhere."""
+    lines = str(text or "").strip().splitlines()
+    return lines[0] if lines else ""

@@ -30,7 +30,7 @@ from console.incident.journal import _TAG, CONSOLE, Event, parse_time, untagged
 from console.incident.state import Incident, Note, format_duration, is_alarm
 from console.incident.tags import TAGS, TIMELINE_LABEL
 from console.readings import metric_value
-from console.text import inert
+from console.text import first_line, inert
 
 TEXT_LIMIT = 500
 OUTPUT_LIMIT = 160
@@ -97,7 +97,7 @@ def describe(event: Event, incident: Incident | None = None) -> str:
         outcome = "done" if d.get("ok") else "failed"
         by = f" (confirmed by {_t(d.get('confirmed_by'))})" if d.get("confirmed_by") else ""
         return (f"Action {_step(d)}: {_t(d.get('action'))} on {_t(d.get('target'))} {outcome}: "
-                f"{_t(_first_line(d.get('result')), OUTPUT_LIMIT)}{by}")
+                f"{_t(first_line(d.get('result')), OUTPUT_LIMIT)}{by}")
     if kind == "threshold.crossed":
         metric = str(d.get("metric") or "")
         limit = d.get("limit")
@@ -495,7 +495,7 @@ def _resolution(incident: Incident, events: list[Event]) -> str:
             said = d.get("result") if event.kind == "action" else d.get("output")
             # Its first line: a table of 32 signalled sessions is the appendix's code block.
             body.append(f"{_fix_words(event)} at {_clock(event.at, incident)}{by}: "
-                        f"{md(_first_line(said), OUTPUT_LIMIT)}")
+                        f"{md(first_line(said), OUTPUT_LIMIT)}")
     lines = ["## Resolution", "", *(f"{n}. {text}" for n, text in enumerate(body, 1))]
     if not body:
         lines.append(_untold("resolution", "decision"))
@@ -601,11 +601,6 @@ def _entry(event: Event, note: Note | None, incident: Incident) -> str:
 
 
 OUTPUT_LINES = 20
-
-
-def _first_line(text: Any) -> str:
-    lines = str(text or "").strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def _output(event: Event) -> str:

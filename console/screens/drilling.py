@@ -14,6 +14,7 @@ from functools import partial
 
 from console.drill import Detail, NoSuchRow, RowRef
 from console.incident.session import Refusal
+from console.text import first_line
 from console.vocabulary import ProbeError
 from console.widgets.pane import RowRequested
 
@@ -97,5 +98,6 @@ class RowKeys:
 
 
 def _first_line(text: str | None) -> str:
-    lines = (text or "").strip().splitlines()
-    return lines[0] + (f" (+{len(lines) - 1} lines in the timeline)" if len(lines) > 1 else "") if lines else ""
+    """One line for a toast, saying how much more the timeline holds."""
+    more = len((text or "").strip().splitlines()) - 1
+    return first_line(text) + (f" (+{more} lines in the timeline)" if more > 0 else "")
