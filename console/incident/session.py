@@ -580,14 +580,11 @@ class IncidentSession:
         Refusal in read-only mode or for a change that cannot run."""
         from console.playbooks.runner import Refused
 
-        if self.read_only or self.runner is None or self.runner.read_only:
-            self.record("action", action=change.action, target=change.confirm, source=ref.source,
-                        playbook=PANE_PLAYBOOK.id, step=f"{ref.kind}.{change.action}", ok=False,
-                        refused="read-only mode: nothing was run", error="read-only mode: nothing was run",
-                        confirmed_by="")
-            raise Refusal(f"read-only: {change.label} refused")
+        if self.runner is None:
+            raise Refusal("the sources are not running yet")
         step = self.change_step(ref, change)
         try:
+            self.runner.refuse_if_read_only(PANE_PLAYBOOK, step, {}, "")  # journaled by the runner
             what = self.runner.what_runs(step, {})
             expected = self.runner.expected_confirmation(step, {})
         except Refused as exc:

@@ -279,9 +279,7 @@ class StepRunner:
         if not self.is_mutating(step):
             raise Refused(f"step {step.id} is not an action or a runnable command; nothing to run")
         journal_kind = "command" if step.kind == "command" else "action"
-        if self.read_only:
-            what = self._describe_for_refusal(step, values)
-            self._refuse(playbook, step, journal_kind, what, typed, f"read-only mode: {what} was not run")
+        self.refuse_if_read_only(playbook, step, values, typed)
         try:
             plan = self._plan(step, values)
         except Refused as exc:
@@ -293,6 +291,14 @@ class StepRunner:
         result = await plan.execute()
         self._note_run(playbook, step, plan, typed, result)
         return result
+
+    def refuse_if_read_only(self, playbook: Playbook, step: Step, values: Mapping[str, str], typed: str) -> None:
+        """In read-only mode: journal the refusal and raise :class:`Refused`.
+        Before a confirmation is shown (a pane's change) as well as at run time."""
+        if self.read_only:
+            what = self._describe_for_refusal(step, values)
+            kind = "command" if step.kind == "command" else "action"
+            self._refuse(playbook, step, kind, what, typed, f"read-only mode: {what} was not run")
 
     def _plan(self, step: Step, values: Mapping[str, str]) -> _Plan:
         given = _checked_values(values)
