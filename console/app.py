@@ -16,6 +16,7 @@ import asyncio
 import os
 import time
 from datetime import datetime, timezone
+from functools import partial
 from typing import Callable, Iterable, Mapping
 
 from textual import events
@@ -56,6 +57,14 @@ class SnapshotArrived(Message):
         return isinstance(message, SnapshotArrived) and message.snapshot.key == self.snapshot.key
 
 
+class ShareSynced(Message):
+    """A share sync finished: what it merged into the journal, and the sharing state."""
+
+    def __init__(self, merged: tuple, state) -> None:
+        super().__init__()
+        self.merged, self.state = merged, state
+
+
 class IncidentConsole(App):
     CSS_PATH = "console.tcss"
     TITLE = "incident-console"
@@ -71,7 +80,7 @@ class IncidentConsole(App):
 
     def __init__(self, config: Config, read_only: bool = False, theme_name: str | None = None,
                  faults: Mapping[str, Fault] | None = None, clock: Callable[[], datetime] | None = None,
-                 sources: list | None = None, journal=None) -> None:
+                 sources: list | None = None, journal=None, watching: bool = False, share=None) -> None:
         self.started = time.monotonic()
         super().__init__()
         # Over SSH every animation frame is bytes on the wire.
@@ -80,7 +89,13 @@ class IncidentConsole(App):
         self.read_only = read_only
         self.faults = dict(faults or {})
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.session = IncidentSession(config, journal, self.clock, read_only=read_only)
+        # Watching (`incident-console watch`): a follower that changes nothing.
+        self.watching = watching
+        self.session = IncidentSession(config, journal, self.clock, read_only=read_only or watching,
+                                       following=watching)
+        self.share = share  # console.incident.share.Share, when the config shares the incident
+        self._share_timer = None
+        self._share_seen: object = None  # the journal's events as of the last sync
         self.sources = sources
         self.first_frame_s: float | None = None
         self.playbooks_error: str | None = None  # why they could not be loaded at all
@@ -113,6 +128,10 @@ class IncidentConsole(App):
 
     # ---- start -------------------------------------------------------------
     def get_default_screen(self) -> Screen:
+        if self.watching:
+            from console.screens.watch import WatchScreen
+
+            return WatchScreen(self.config)
         return MainScreen(self.config, self.read_only)
 
     @property
@@ -143,6 +162,7 @@ class IncidentConsole(App):
             # within a second; one stat() when nothing changed.
             self.set_interval(0.5, self._journal_refresh)
         self.call_after_refresh(self._first_frame)
+        self._start_sharing()
         self.run_worker(self._start_sources(), name="start-sources", group="poll", exit_on_error=False)
 
     def _first_frame(self) -> None:
@@ -220,7 +240,10 @@ class IncidentConsole(App):
                         title="playbooks", severity="error", timeout=30)
         else:
             self.notify(f"{worker.name} stopped: {why}", title="internal error", severity="error", timeout=30)
-        self.session.record("console.error", worker=worker.name, error=why)
+        if worker.group == "share" and self.share is not None:
+            self._share_timer = self.set_timer(5.0, self._sync_share)  # sharing goes on
+        if not self.session.following:
+            self.session.record("console.error", worker=worker.name, error=why)
 
     # ---- the journal -------------------------------------------------------
     def _tick(self) -> None:
@@ -244,6 +267,66 @@ class IncidentConsole(App):
                 self.show_journal()
             except (NoMatches, ScreenStackError):
                 pass  # as in _tick: the app is shutting down
+
+    # ---- sharing (console/incident/share.py) ---------------------------------
+    # One sync at a time in a thread (the Redis client blocks): the next is
+    # set ~1 s after the last one finished, or sooner once a local entry is
+    # in the journal, so other consoles see a note within two seconds.
+    def _start_sharing(self) -> None:
+        journal = self.session.journal
+        if journal is None or (self.share is None and self.config.share is None):
+            return
+        if self.share is None:
+            import socket
+
+            from console.incident.share import Share
+
+            # A follower is there as a responder too, and says it only watches.
+            host = f"{socket.gethostname()} (watching)" if self.watching else None
+            self.share = Share(self.config.share, journal.operator, host=host)
+        self._sync_share()
+        self.set_interval(0.2, self._share_if_written)
+
+    def _sync_share(self) -> None:
+        self._share_timer = None
+        share, journal = self.share, self.session.journal
+        if share is None:
+            return
+        self._share_seen = self.session.events()
+        self.run_worker(partial(self._share_sync, share, journal), name="share sync", group="share",
+                        thread=True, exclusive=True, exit_on_error=False)
+
+    def _share_sync(self, share, journal) -> None:
+        """In the worker's thread: never touches a widget."""
+        merged = share.sync(journal)
+        self.post_message(ShareSynced(tuple(merged), share.state))
+
+    def _share_if_written(self) -> None:
+        if self._share_timer is not None and self.session.events() is not self._share_seen:
+            self._share_timer.stop()
+            self._sync_share()
+
+    def on_share_synced(self, message: ShareSynced) -> None:
+        if self.share is None:
+            return  # closed while it ran
+        if message.merged:
+            self._share_seen = self.session.events()  # merged, not written here: nothing to publish
+        self._share_timer = self.set_timer(1.0, self._sync_share)
+        try:
+            self.main.header.share(message.state)
+            if message.merged:
+                self.show_journal()
+        except (NoMatches, ScreenStackError):
+            pass  # the app is shutting down
+
+    def _close_share(self) -> None:
+        share, self.share = self.share, None
+        if share is not None:
+            self.workers.cancel_group(self, "share")
+            try:
+                share.close()
+            except Exception as exc:  # leaving must not fail on a dead Redis
+                self.log.warning(f"closing the share: {exc!r}")
 
     # ---- actions -----------------------------------------------------------
     def action_refresh_now(self) -> None:
@@ -322,6 +405,7 @@ class IncidentConsole(App):
         if not self._journal_left_safely():
             return
         self.workers.cancel_group(self, "poll")
+        self._close_share()
         self.session.close()
         if self.sources:
             from console.sources import close_all

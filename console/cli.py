@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
                             help="the post-mortem (markdown) or raw journal (json)")
     export.add_argument("--format", choices=("markdown", "json"), default="markdown")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    watch = sub.add_parser("watch", parents=[*both, running],
+                           help="a read-only follower of the incident for the war-room screen: no key changes anything")
+    watch.add_argument("--theme", metavar="NAME", default=argparse.SUPPRESS,
+                       help="colour theme (default: war-room, unless the config names another)")
     incidents = sub.add_parser("incidents", parents=[config],
                                help="the incident log: every journal in the data directory")
     incidents.add_argument("--markdown", action="store_true",
@@ -68,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "console"
     if getattr(args, "demo", False) and not _reach_demo(args):
         return EXIT_USAGE
-    if command in ("console", "demo"):
+    if command in ("console", "demo", "watch"):
         return _run(command, args)  # the screen redacts in console.text.inert
     # Everything this process writes goes through one redacting writer: tables,
     # JSON, exports, `path:line` problems and error messages alike.
@@ -157,6 +161,8 @@ def _run(command: str, args: argparse.Namespace) -> int:
             return _import_runbook(args)
         if command == "incidents":
             return _incidents(args)
+        if command == "watch":
+            return _watch(args)
         return _console(args)
     except Invalid as exc:
         print(exc, file=sys.stderr)
@@ -443,6 +449,7 @@ def _note(args: argparse.Namespace) -> int:
         event, why = exc.event, _why_not_written(exc)
     else:
         print(f"noted at {event.at:%H:%M:%S} UTC in {where}")
+        _sync_shared(args, where)
         return EXIT_OK
     try:
         saved = save(path, [event.to_document()])
@@ -453,6 +460,42 @@ def _note(args: argparse.Namespace) -> int:
     print(f"error: not written to {path}: {why}.\nThe entry is in {saved}; it goes into the journal "
           f"the next time the console, note or export opens it.", file=sys.stderr)
     return EXIT_UNHEALTHY
+
+
+def _sync_shared(args: argparse.Namespace, path, journal=None) -> None:
+    """One sync of the journal at ``path`` with the config's ``share:``
+    (none: nothing to do): its entries not yet on the stream are published,
+    and it takes in what other responders wrote. An unreachable Redis is a
+    one-line warning, not a failure: the journal file holds everything, and
+    the next sync of it (a console, note or export) publishes it."""
+    from console.incident.share import Share
+
+    target = _share_target(args)
+    if target is None:
+        return
+    opened = journal is None
+    journal = _open_journal(path, interactive=False) if opened else journal
+    if journal is None:
+        return
+    share = Share(target, journal.operator)
+    try:
+        share.sync(journal)
+    finally:
+        share.close()
+        if opened:
+            journal.close()
+    if not share.state.online:
+        print(f"warning: not shared with the other responders: {share.state.error}; kept in {path}, "
+              f"published at the next sync", file=sys.stderr)
+
+
+def _share_target(args: argparse.Namespace):
+    """The config's ``share:``; None without one, or without a readable config
+    (a note from a shell needs no config)."""
+    try:
+        return config_module.load(getattr(args, "config", None)).share
+    except (Invalid, OSError, ValueError):
+        return None
 
 
 def _why_not_written(exc: BaseException) -> str:
@@ -485,6 +528,7 @@ def _export(args: argparse.Namespace) -> int:
     if journal is None:
         return EXIT_USAGE
     try:
+        _sync_shared(args, path, journal)  # the export holds what every responder wrote
         events = journal.events()
     finally:
         journal.close()
@@ -538,6 +582,60 @@ def _console(args: argparse.Namespace) -> int:
         _ignore_hangups()
         _leave_journal(journal, app)
     return app.return_code or 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """The war-room screen: the shared incident (``share:``) or the journal
+    file, followed live; nothing it does writes to the incident."""
+    import shutil
+
+    from console import themes
+
+    cfg = _load(args)
+    theme = getattr(args, "theme", None) or (cfg.chosen_theme if cfg.chosen_theme != themes.DEFAULT else "war-room")
+    journal, scratch = _followed_journal(cfg, args)
+    if journal is None:
+        return EXIT_USAGE
+    _exit_on_hangup()
+    from console.app import IncidentConsole
+
+    app = IncidentConsole(cfg, read_only=True, theme_name=theme, journal=journal, watching=True)
+    try:
+        app.run()
+    finally:
+        _ignore_hangups()
+        journal.close()  # nothing is pending: a follower wrote nothing
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return app.return_code or 0
+
+
+def _followed_journal(cfg: config_module.Config, args: argparse.Namespace):
+    """(the journal a follower reads, the scratch directory to remove or None).
+
+    With ``share:`` and no --incident, the shared incident: a private copy
+    in a scratch directory that only the share's merges fill (so the
+    follower has nothing of its own to publish). Otherwise the journal
+    file, read and never written (recovery files are left to a console)."""
+    import os
+    import tempfile
+
+    from console.incident.journal import JournalUnreadable
+    from console.incident.session import FollowedJournal
+
+    if cfg.share is not None and not getattr(args, "incident", None):
+        scratch = tempfile.mkdtemp(prefix="incident-console-watch-")
+        return FollowedJournal(os.path.join(scratch, "shared.json"), merges=True), scratch
+    path = _incident_path(args)
+    if path is None:
+        return None, None
+    try:
+        return FollowedJournal(path), None
+    except OSError as exc:
+        print(f"error: {exc if exc.strerror is None else f'{path}: {exc.strerror}'}", file=sys.stderr)
+    except JournalUnreadable as exc:
+        print(f"error: {exc}\nThe file was not changed; a console on it can set it aside.", file=sys.stderr)
+    return None, None
 
 
 def _leave_journal(journal, app) -> None:

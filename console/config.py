@@ -29,6 +29,9 @@ LITERAL_SECRET = re.compile(r"://[^/\s:@]*:(?!\$\{)[^@\s]+@|\bpassword\s*[=:]\s*
                             re.I)
 SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 SQL_QUALIFIED = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$")
+# Names the incident's Redis keys (``incident-console:NAME:*``), which an
+# ACL pattern must be able to match literally: no '*', '?', '[' or ':'.
+SHARE_INCIDENT = re.compile(r"[A-Za-z0-9._-]{1,100}")
 BANNERS = {"red", "amber", "yellow", "green", "blue", "magenta", "cyan", "grey", "none"}
 
 
@@ -119,6 +122,16 @@ class KubernetesTarget:
 
 
 @dataclass(frozen=True)
+class ShareTarget:
+    """``share:``: the Redis that carries one incident between consoles on
+    several hosts (see :mod:`console.incident.share`). Defined here, not
+    there, because the config sits below the incident in the layers."""
+
+    url: str       # redis:// or rediss://, ${ENV} expanded; its password is a registered secret
+    incident: str  # names the stream's keys: letters, digits, '.', '_', '-'
+
+
+@dataclass(frozen=True)
 class Damping:
     """How much a reading must repeat itself before the incident hears of it."""
 
@@ -146,6 +159,7 @@ class Config:
     probes: ProbeRules = ProbeRules()
     warnings: tuple[str, ...] = ()
     damping: Damping = Damping()
+    share: ShareTarget | None = None
 
     @property
     def chosen_theme(self) -> str:
@@ -329,7 +343,8 @@ class _Reader:
         if not isinstance(self.doc.data, dict):
             raise Invalid([self.doc.problem((), "the config must be a mapping of sections")])
         self.known_keys((), {"environment", "refresh", "postgres", "redis", "services", "prometheus",
-                             "kubernetes", "thresholds", "playbooks", "theme", "keymap", "probes", "damping"})
+                             "kubernetes", "thresholds", "playbooks", "theme", "keymap", "probes", "damping",
+                             "share"})
         damping = self.damping()
         config = Config(
             path=self.doc.path,
@@ -347,10 +362,26 @@ class _Reader:
             probes=self.probe_rules(),
             warnings=warnings,
             damping=damping,
+            share=self.share(),
         )
         if self.problems:
             raise Invalid(sorted(self.problems, key=lambda p: p.line))
         return config
+
+    def share(self) -> ShareTarget | None:
+        """``share:``: the Redis stream that carries this incident to the
+        consoles on other hosts; none when the section is absent."""
+        keys = ("share",)
+        if self.get(keys, dict) is None:
+            return None
+        self.known_keys(keys, {"url", "incident"})
+        url = self.url(keys + ("url",), ("redis", "rediss"))
+        incident = self.get(keys + ("incident",), str, None, required=True)
+        if incident is not None and not SHARE_INCIDENT.fullmatch(incident):
+            self.fail(keys + ("incident",), f"'share.incident' {incident[:60]!r} must be 1 to 100 letters, "
+                                            "digits, '.', '_' or '-' (it names the Redis keys)")
+            return None
+        return ShareTarget(url, incident) if url is not None and incident is not None else None
 
     def damping(self) -> Damping:
         keys = ("damping",)

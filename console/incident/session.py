@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 from console.incident import moments
 from console.incident.crossings import Crossings
 from console.incident.journal import ROLES, STATUSES, Event, Journal
-from console.incident.state import SCHEMES, Incident, StateChange, changes_to_take_back
+from console.incident.state import SCHEMES, Incident, Replay, StateChange, changes_to_take_back, extends
 from console.drill import Change, Detail, RowRef
 from console.vocabulary import Snapshot
 
@@ -72,14 +72,60 @@ class _PanePlaybook:
 
 PANE_PLAYBOOK = _PanePlaybook()
 
+# Why a follower (``incident-console watch``) refuses a change.
+FOLLOWING = "watch mode: this screen follows the incident and changes nothing"
+
+
+class FollowedJournal(Journal):
+    """A journal this process follows and never writes (``watch``).
+
+    Every event of this process's own is refused (:class:`Refusal`): notes,
+    changes, and what the console itself observes. Entries that an earlier
+    process left in a recovery file stay there, for a console to merge. With
+    ``merges`` (a private copy of a shared incident), events made elsewhere
+    and merged in by the share are taken (:meth:`add`); nothing else is."""
+
+    def __init__(self, path: Any, operator: Mapping[str, str | None] | None = None,
+                 clock: Callable[[], datetime] | None = None, merges: bool = False) -> None:
+        self.merges = merges
+        super().__init__(path, operator, clock)
+
+    def _merge_recovered(self) -> None:
+        self.recovered = []  # written by a console: merging them is a write
+
+    def append(self, kind: str, /, **data: Any) -> Event:
+        raise Refusal(FOLLOWING)
+
+    def observed(self, kind: str, /, **data: Any) -> Event:
+        raise Refusal(FOLLOWING)
+
+    def add(self, event: Event) -> Event:
+        if not self.merges:
+            raise Refusal(FOLLOWING)
+        return super().add(event)
+
+    def add_many(self, events: list[Event]) -> list[Event]:
+        if not self.merges:
+            raise Refusal(FOLLOWING)
+        return super().add_many(events)
+
+    def set_aside(self):
+        raise Refusal(FOLLOWING)
+
+    def save_unwritten(self):
+        raise Refusal(FOLLOWING)
+
 
 class IncidentSession:
     def __init__(self, config: Any, journal: Journal | None = None,
-                 clock: Callable[[], datetime] | None = None, read_only: bool = False) -> None:
+                 clock: Callable[[], datetime] | None = None, read_only: bool = False,
+                 following: bool = False) -> None:
         self.config = config
         self.journal = journal
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.read_only = read_only
+        # Following (watch): nothing is journaled, not even what the console sees.
+        self.following = following
+        self.read_only = read_only or following
         self.latest: dict[tuple[str, str], Snapshot] = {}
         # Damping: how many readings in a row a change needs before it is
         # journaled, suggests or ticks (config.Damping; a stub config has none).
@@ -92,9 +138,12 @@ class IncidentSession:
         self.runner = None  # built when the sources are
         self._told: str | None = None
         self._incident: tuple[tuple, Incident] | None = None
+        self._replay_of: tuple[tuple, Replay] | None = None  # the events it has taken
 
     # ---- the journal -------------------------------------------------------
     def record(self, kind: str, /, **data: Any) -> Event | None:
+        if self.following:
+            raise Refusal(FOLLOWING)
         if self.journal is None:
             return None
         event = self.journal.append(kind, **data)
@@ -128,16 +177,29 @@ class IncidentSession:
         return self.journal.events() if self.journal is not None else ()
 
     def incident(self, now: datetime | None = None) -> Incident:
-        """The incident as of ``now``. Replayed only when events were added
-        (2,000 events take ~20 ms); the clock alone just moves ``now``."""
+        """The incident as of ``now``. Only the events added since the last
+        call are replayed (when they come after all the others, as appends
+        do; an entry merged in earlier replays them all); the clock alone
+        just moves ``now``."""
         now = now or self.clock()
         events = self.events()
         cached = self._incident
         if cached is None or cached[0] is not events:
-            self._incident = (events, Incident.from_events(events, now))
+            self._incident = (events, self._replayed(events, now))
         elif cached[1].now != now:
             self._incident = (events, replace(cached[1], now=now))
         return self._incident[1]
+
+    def _replayed(self, events: tuple[Event, ...], now: datetime) -> Incident:
+        taken = self._replay_of
+        if taken is not None and extends(events, taken[0]):
+            replay = taken[1]
+            replay.take(events[len(taken[0]):])
+        else:
+            replay = Replay()
+            replay.take(events)
+        self._replay_of = (events, replay)
+        return replay.incident(now)
 
     def problem(self) -> str | None:
         """The journal's write error, once each time it changes."""
@@ -160,6 +222,8 @@ class IncidentSession:
         A ratio over too few requests is not judged at all, raw or settled,
         so a quiet service does not flap the pane's colour either."""
         self.latest[snapshot.key] = snapshot
+        if self.following:
+            return Observation()  # the consoles that lead the incident journal it
         events = tuple(e for e in (self._observed(kind, **data) for kind, data in self.crossings.observe(snapshot))
                        if e is not None)
         if events:  # one moment for what one reading changed
@@ -176,6 +240,8 @@ class IncidentSession:
 
     def _observed(self, kind: str, /, **data: Any) -> Event | None:
         """Journal what the console itself saw: the console's, not the operator's."""
+        if self.following:
+            return None
         return self.journal.observed(kind, **data) if self.journal is not None else None
 
     def _settled(self, readings: Iterable[Snapshot]) -> tuple[Snapshot, ...]:
@@ -411,6 +477,8 @@ class IncidentSession:
             raise
 
     def note(self, text: str) -> Event | None:
+        if self.following:
+            raise Refusal(FOLLOWING)
         text = text.strip()
         if not text:
             return None
@@ -455,7 +523,7 @@ class IncidentSession:
         from console.playbooks.runner import StepRunner
 
         by_key = {f"{s.kind}:{s.name}": s for s in sources}
-        record = self.journal.append if self.journal is not None else None
+        record = self.journal.append if self.journal is not None and not self.following else None
         self.runner = StepRunner(self.config, by_key, record=record, read_only=self.read_only)
 
     @property

@@ -647,24 +647,31 @@ class JournalStorage(Storage):
             try:
                 size = os.fstat(fd).st_size
                 key = self._next_key(fd, name, size)
-                added = b",\n" + _line(key, doc) + TRAILER
-                offset = size - len(TRAILER)
-                try:
-                    if os.pwrite(fd, added, offset) < len(added):
-                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
-                    os.fsync(fd)
-                except OSError:
-                    # Within blocks the file already has: nothing to allocate.
-                    try:
-                        os.pwrite(fd, TRAILER, offset)
-                        os.ftruncate(fd, size)
-                        os.fsync(fd)
-                    except OSError:
-                        pass
-                    raise
+                self._write_over_trailer(fd, [_line(key, doc)], size)
             finally:
                 os.close(fd)
             return key
+
+    def _write_over_trailer(self, fd: int, lines: list[bytes], size: int) -> os.stat_result:
+        """``lines`` written over the closing braces at the end of the
+        ``size`` bytes of ``fd``, which follow them again, durably; a full
+        disk leaves the file as it was. Returns the file's new stat."""
+        added = b",\n" + b",\n".join(lines) + TRAILER
+        offset = size - len(TRAILER)
+        try:
+            if os.pwrite(fd, added, offset) < len(added):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+            os.fsync(fd)
+        except OSError:
+            # Within blocks the file already has: nothing to allocate.
+            try:
+                os.pwrite(fd, TRAILER, offset)
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            except OSError:
+                pass
+            raise
+        return os.fstat(fd)
 
     def _next_key(self, fd: int, name: str, size: int) -> str:
         """The key after the last one, read from the file's tail; the head

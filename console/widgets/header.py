@@ -3,6 +3,9 @@
 One line at any width from 80 columns: the environment, severity, status,
 the next update's countdown and the clock always show; the title is cut to
 the room left, and the commander and elapsed time go first when there is none.
+A shared incident (``share:``) adds its state before the clock ("shared · 3
+responders", "offline since 14:32 · 5 waiting", shorter below 120 columns),
+and from 120 columns a second line says who is connected, or why offline.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from console.incident.state import format_duration, update_countdown
-from console.text import inert
+from console.text import inert, plain
 from console.widgets import colours
 from console.widgets.colours import Colours
 from console.widgets.table import same
@@ -36,7 +39,10 @@ class IncidentHeader(Static):
         self.banner = banner
         self.read_only = read_only
         self.incident = None
+        self.watching = False  # `incident-console watch`: says WATCHING, not READ-ONLY
+        self.sharing = None  # the last ShareState, when the incident is shared
         self._shown: Text | None = None
+        self._lines = 1
         self._now: datetime | None = None
 
     def on_mount(self) -> None:
@@ -49,6 +55,12 @@ class IncidentHeader(Static):
     def on_resize(self) -> None:
         self._recolour()
 
+    def share(self, state) -> None:
+        """The sharing state after a sync (console/incident/share.py ShareState)."""
+        if state != self.sharing:
+            self.sharing = state
+            self._recolour()
+
     def tick(self, now: datetime) -> None:
         """Redraw only when the text changes: elapsed time is shown in whole
         minutes so an idle SSH link carries one header line a minute."""
@@ -59,17 +71,72 @@ class IncidentHeader(Static):
         text = Text()
         name_room = 30 if width is None or width >= 100 else 16
         text.append(f" {inert(self.environment.upper(), name_room)} ", BANNER_STYLE.get(self.banner, "reverse"))
-        if self.read_only:
+        if self.watching:
+            text.append(" WATCH " if width is not None and width < NARROW else " WATCHING ",
+                        colour.on("state-warning"))
+        elif self.read_only:
             text.append(" READ-ONLY ", colour.on("state-warning"))
         text.append(" ")
+        wide = width is None or width >= WIDE
+        if self.sharing is not None:
+            clock = sharing_line(self.sharing, colour, width) + clock
         room = None if width is None else width - text.cell_len - clock.cell_len
         text.append_text(incident_line(self.incident, now, colour, room))
         if width is not None:
             text.truncate(max(width - clock.cell_len, 0), overflow="ellipsis")
         text.append_text(clock)
+        second = who_line(self.sharing, colour) if self.sharing is not None and wide else None
+        if second is not None:
+            if width is not None:
+                second.truncate(width, overflow="ellipsis")
+            text = Text("\n").join([text, second])
         if self._shown is None or not same(text, self._shown):
             self._shown = text
+            lines = 2 if second is not None else 1
+            if lines != self._lines:  # set only when it changes: the CSS says 1
+                self._lines = lines
+                self.styles.height = lines
             self.update(text)
+
+
+WIDE = 120  # from here the sharing state is said in words, and who on a second line
+NARROW = 100  # below this the badges and the sharing state are said shortest
+
+
+def sharing_line(state, colour: Colours, width: int | None = None) -> Text:
+    """ "shared · 3 responders" or "offline since 14:32 · 5 waiting"; shorter
+    below WIDE columns ("shared ·3", "offline 14:32 ·5") and below NARROW
+    ("offline ·5"), where the update countdown needs the room."""
+    wide, narrow = width is None or width >= WIDE, width is not None and width < NARROW
+    if state.online:
+        n = len(state.responders)
+        said = f"shared · {n} responder{'' if n == 1 else 's'}" if wide else f"shared ·{n}"
+        return Text(f" {said} ", colour.style("state-ok"))
+    since = f"{state.offline_since:%H:%M}" if state.offline_since is not None and not narrow else ""
+    if wide:
+        said = f"offline{f' since {since}' if since else ''}" + (f" · {state.waiting} waiting" if state.waiting else "")
+    else:
+        said = f"offline {since}".strip() + (f" ·{state.waiting}" if state.waiting else "")
+    return Text.assemble(" ", (f" {said} ", colour.on("state-warning")))
+
+
+def who_line(state, colour: Colours) -> Text | None:
+    """Who is connected (user@host, as Redis holds them: inert), or why
+    the sharing is offline; None when there is nothing to say."""
+    if not state.online:
+        why = inert(state.error or "Redis does not answer", 200)
+        waiting = f" · {state.waiting} {'entry' if state.waiting == 1 else 'entries'} to publish" \
+            if state.waiting else ""
+        return Text.assemble((f" sharing {inert(state.incident, 60)} offline: ", colour.style("state-warning")),
+                             plain(why), waiting)
+    if not state.responders:
+        return None
+    line = Text(f" shared {inert(state.incident, 60)} with: ", "dim")
+    for i, who in enumerate(state.responders):
+        if i:
+            line.append(", ", "dim")
+        line.append_text(plain(who, limit=60))
+    return line
 
 
 # Severity as the theme's state colour it calls for; P2 is told from P1 by
