@@ -439,8 +439,92 @@ def _presses(term: Terminal, presses: int) -> dict:
             continue
         times.append(time.perf_counter() - sent)
         term.read(0.05)
-    return {"presses": presses, "answered": len(times), "missed_2s": missed,
+    return {**_summary(times, presses, missed), "missed_2s": missed}
+
+
+# ---- 5b. key presses in a long incident, and beside a 100k-series scrape -----------
+def loaded_keys(config: Path, root: Path, presses: int = 50, notes: int = 20) -> dict:
+    """Key press to screen with 10,000 entries in the journal, and the time
+    from a note's Enter to its row on screen (issue 16); then key presses
+    while one more service's /metrics of 100,000 series is scraped every
+    refresh (a file served by a child process, as in metrics_scrape.py)."""
+    import timeline_append
+    from metrics_scrape import exposition
+
+    out = {}
+    journal = root / "journal-10k.json"
+    timeline_append.fill(journal, 10_000)
+    term = Terminal(console_cmd(config, journal))
+    try:
+        if term.wait_for(CONSOLE_DONE, timeout=30) is None:
+            raise RuntimeError("console: no first frame with 10,000 entries")
+        settle = time.monotonic() + 8
+        while time.monotonic() < settle:
+            term.read(0.1)
+        out["journal_10k"] = _presses(term, presses)
+        out["note_visible_10k"] = _notes_visible(term, notes)
+    finally:
+        term.stop()
+
+    where = root / "big-metrics"
+    where.mkdir()
+    (where / "metrics").write_text(exposition(100_000))
+    (where / "health").write_text("ok")
+    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
+                               "--directory", str(where)], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = int(server.stdout.readline().split(" port ")[1].split()[0])
+        doc = yaml.safe_load(config.read_text())
+        doc["services"].append({"name": "big-metrics", "url": f"http://127.0.0.1:{port}/health", "timeout": 10,
+                                "metrics": f"http://127.0.0.1:{port}/metrics"})
+        big = root / "config-big-metrics.yaml"
+        big.write_text(yaml.safe_dump(doc, sort_keys=False))
+        big.chmod(0o600)
+        term = Terminal(console_cmd(big, root / "journal-big.json"))
+        try:
+            if term.wait_for(CONSOLE_DONE, timeout=30) is None:
+                raise RuntimeError("console: no first frame with the big scrape")
+            settle = time.monotonic() + 8
+            while time.monotonic() < settle:
+                term.read(0.1)
+            out["metrics_100k"] = _presses(term, presses)
+        finally:
+            term.stop()
+    finally:
+        server.terminate()
+        server.wait()
+    return out
+
+
+def _notes_visible(term: Terminal, notes: int) -> dict:
+    """``n``, a note, Enter: the time from Enter until the note's text is
+    written again (its timeline row; the input line is cleared, not redrawn)."""
+    times, missed = [], 0
+    for i in range(notes):
+        token = f"bench-note-{i:03d}-{random.randrange(10 ** 6):06d}".encode()
+        term.send(b"n")
+        term.read(0.2)
+        term.send(token)
+        term.read(0.3)
+        sent = time.perf_counter()
+        term.send(b"\r")
+        seen, limit = b"", time.monotonic() + 5
+        while token not in seen and time.monotonic() < limit:
+            seen += term.read(0.01)
+        if token in seen:
+            times.append(time.perf_counter() - sent)
+        else:
+            missed += 1
+        term.send(b"\x1b")
+        term.read(0.2)
+    return _summary(times, notes, missed)
+
+
+def _summary(times: list[float], tried: int, missed: int) -> dict:
+    return {"presses": tried, "answered": len(times), "missed": missed,
             "median_ms": round(statistics.median(times) * 1000, 1) if times else None,
+            "p99_ms": round(p99(times) * 1000, 1) if times else None,
             "worst_ms": round(max(times) * 1000, 1) if times else None}
 
 
@@ -556,8 +640,20 @@ def table(res: dict) -> list[tuple[str, str, str, str]]:
         if base:
             add("key→screen, Redis running, median/worst", f"{base['median_ms']} / {base['worst_ms']} ms", "", None)
         add("key→screen, Redis hung, median", f"{hk['median_ms']} ms", "", None)
-        add("key→screen, Redis hung, worst", f"{hk['worst_ms']} ms (missed {hk['missed_2s']})", "≤ 100 ms",
-            hk["worst_ms"] is not None and hk["worst_ms"] <= 100 and hk["missed_2s"] == 0)
+        add("key→screen, Redis hung, p99", f"{hk['p99_ms']} ms (missed {hk['missed_2s']})", "p99 ≤ 100 ms",
+            hk["p99_ms"] is not None and hk["p99_ms"] <= 100 and hk["missed_2s"] == 0)
+    lk = res.get("loaded_keys")
+    if lk:
+        for key, label in (("journal_10k", "key→screen, 10,000 journal entries"),
+                           ("metrics_100k", "key→screen, 100k-series /metrics scraped")):
+            r = lk.get(key)
+            if r:
+                add(f"{label}, median/p99", f"{r['median_ms']} / {r['p99_ms']} ms (missed {r['missed']})",
+                    "p99 ≤ 100 ms", r["p99_ms"] is not None and r["p99_ms"] <= 100 and not r["missed"])
+        r = lk.get("note_visible_10k")
+        if r:
+            add("note Enter→row on screen @10,000, median/p99", f"{r['median_ms']} / {r['p99_ms']} ms",
+                "≤ 20 ms", r["p99_ms"] is not None and r["p99_ms"] <= 20 and not r["missed"])
     jn = res.get("journal")
     if jn:
         for entries, r in jn.items():
@@ -587,7 +683,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(HERE / "results" / "latest.json"))
     parser.add_argument("--no-pg-activity", action="store_true")
     parser.add_argument("--rounds", type=int, default=10_000, help="refreshes for the RSS check (7)")
-    parser.add_argument("--only", help="comma-separated: first_frame,steady,fanout,hung_keys,journal,rss")
+    parser.add_argument("--only", help="comma-separated: first_frame,steady,fanout,hung_keys,loaded_keys,journal,rss")
     parser.add_argument("--table", metavar="JSON", help="only print the table of an earlier run's JSON")
     args = parser.parse_args()
     if args.table:
@@ -661,6 +757,10 @@ def main() -> int:
         if want("hung_keys"):
             print("5. key presses with Redis stopped…", flush=True)
             res["hung_keys"] = hung_keys(console_cmd(config, journal), systems)
+
+        if want("loaded_keys"):
+            print("5b. key presses with 10,000 journal entries, and beside a 100k-series scrape…", flush=True)
+            res["loaded_keys"] = loaded_keys(config, root)
 
         if want("journal"):
             print("6. journal appends…", flush=True)

@@ -283,7 +283,7 @@ class IncidentConsole(App):
 
             # A follower is there as a responder too, and says it only watches.
             host = f"{socket.gethostname()} (watching)" if self.watching else None
-            self.share = Share(self.config.share, journal.operator, host=host)
+            self.share = Share(self.config.share, journal.operator, host=host, publishes=not self.watching)
         self._sync_share()
         self.set_interval(0.2, self._share_if_written)
 

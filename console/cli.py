@@ -587,12 +587,19 @@ def _console(args: argparse.Namespace) -> int:
 def _watch(args: argparse.Namespace) -> int:
     """The war-room screen: the shared incident (``share:``) or the journal
     file, followed live; nothing it does writes to the incident."""
+    import dataclasses
     import shutil
 
     from console import themes
 
     cfg = _load(args)
     theme = getattr(args, "theme", None) or (cfg.chosen_theme if cfg.chosen_theme != themes.DEFAULT else "war-room")
+    if cfg.share is not None and getattr(args, "incident", None):
+        # A file is followed as it is: a follower merges nothing into it,
+        # and publishes nothing of it.
+        print(f"warning: the config's share: ({cfg.share.incident}) is not used: --incident follows a file",
+              file=sys.stderr)
+        cfg = dataclasses.replace(cfg, share=None)
     journal, scratch = _followed_journal(cfg, args)
     if journal is None:
         return EXIT_USAGE

@@ -375,7 +375,13 @@ class _Reader:
         if self.get(keys, dict) is None:
             return None
         self.known_keys(keys, {"url", "incident"})
-        url = self.url(keys + ("url",), ("redis", "rediss"))
+        url = self.get(keys + ("url",), str, None, required=True)
+        if url is not None and self.url_checked(keys + ("url",), url, ("redis", "rediss")) and (
+                "?" in url or "#" in url):
+            # redis-py reads options from the query (socket_timeout=…) over
+            # the console's own, and checks them only when it connects.
+            self.fail(keys + ("url",), "'share.url' takes no query string or fragment ('?…', '#…')")
+            url = None
         incident = self.get(keys + ("incident",), str, None, required=True)
         if incident is not None and not SHARE_INCIDENT.fullmatch(incident):
             self.fail(keys + ("incident",), f"'share.incident' {incident[:60]!r} must be 1 to 100 letters, "

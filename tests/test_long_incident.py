@@ -141,3 +141,4 @@ async def test_an_entry_merged_before_the_last_one_shown_takes_its_place_in_time
         keys = [key for key, _ in _rows(app.query_one(TimelinePane))]
         assert keys.index(earlier.id) < keys.index(late.id)
     journal.close()
+

@@ -26,8 +26,17 @@ from console.incident.share import FIELD, Share, responders_key, stream_key
 
 PW = "s3cret-share-pw/+=?"
 TOKEN = "tok-7f9a1c2e4b6d8f0a"
-ACL = "on >{pw} resetkeys ~incident-console:{incident}:* resetchannels -@all " \
-      "+xadd +xrange +hset +hgetall +expire +hello +auth"
+
+def _readme_acl() -> str:
+    """The ACL the README gives the sharing user, as a template: what is
+    tested is what users are told to set up."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    [line] = [line for line in readme.splitlines() if line.startswith("ACL SETUSER incident-share ")]
+    return line.removeprefix("ACL SETUSER incident-share ").replace(">PASSWORD", ">{pw}").replace(
+        "~incident-console:NAME:*", "~incident-console:{incident}:*")
+
+
+ACL = _readme_acl()
 TIMINGS: dict[str, float] = {}
 
 
@@ -389,6 +398,12 @@ def test_note_warns_in_one_line_and_succeeds_when_redis_is_unreachable(tmp_path,
     ("share:\n  url: redis://h/0\n  incident: x\n  ttl: 3\n", 4, "unknown key 'ttl'"),
     ("share: [1]\n", 1, "'share' must be a mapping"),
     ("share:\n  url: redis://:${NOT_SET_ANYWHERE}@h/0\n  incident: x\n", 2, "NOT_SET_ANYWHERE is not set"),
+    # redis-py takes options from the query, over the console's own (and
+    # checks them only when it connects: every sync would fail).
+    ("share:\n  url: redis://h/0?socket_timeout=30\n  incident: x\n", 2, "no query string or fragment"),
+    ("share:\n  incident: x\n  url: redis://h/0?socket_timeout=abc\n", 3, "no query string or fragment"),
+    ("share:\n  url: rediss://h:6380/0?\n  incident: x\n", 2, "no query string or fragment"),
+    ("share:\n  url: redis://h/0#x\n  incident: x\n", 2, "no query string or fragment"),
 ])
 def test_share_section_problems_name_the_line_and_check_exits_2(tmp_path, capsys, section, line, message):
     path = tmp_path / "c.yaml"
@@ -423,3 +438,166 @@ def test_a_hung_redis_costs_one_timeout_per_sync(server, tmp_path):
     assert share.state.online and share.state.waiting == 0
     share.close()
     journal.close()
+
+
+def test_redis_back_from_an_older_snapshot_gets_what_it_lost(tmp_path):
+    """Redis restarted from an RDB snapshot taken before the last publishes
+    (or a failover to a replica that lagged): the stream's first entry is the
+    same, its last ones are gone. Every console notices, and what the stream
+    lacks is published again."""
+    incident = "older-snapshot"
+    (tmp_path / "redis").mkdir()
+    with RedisServer(root=tmp_path / "redis") as older:
+        a, share_a = console(tmp_path / "a.json", older.url, incident, "alice")
+        b, share_b = console(tmp_path / "b.json", older.url, incident, "bob")
+        for i in range(5):
+            a.note(f"before {i}")
+        share_a.sync(a)
+        share_b.sync(b)
+        admin(older).save()  # the snapshot: dump.rdb in the server's directory
+        for i in range(5):
+            a.note(f"after {i}")
+        share_a.sync(a)      # published after the snapshot: alice's last entries
+        b.note("bob, after")
+        share_b.sync(b)      # bob read alice's and published his: bob's last entry
+        older.restart()      # --save '': nothing saved on the way down; dump.rdb loaded
+        store = admin(older)
+        assert store.xlen(stream_key(incident)) == 5
+        for _ in range(2):
+            share_a.sync(a)
+            share_b.sync(b)
+        c, share_c = console(tmp_path / "c.json", older.url, incident, "carol")
+        share_c.sync(c)
+        everything = {event.id for event in a.events()} | {event.id for event in b.events()}
+        assert len(everything) == 11
+        on_stream = {json.loads(fields[FIELD])["id"] for _, fields in store.xrange(stream_key(incident))}
+        assert on_stream == everything
+        for journal, share in ((a, share_a), (b, share_b), (c, share_c)):
+            assert {event.id for event in journal.events()} == everything
+            assert share.state.online and share.state.waiting == 0, share.state
+            share.close()
+            journal.close()
+        store.close()
+
+
+def test_a_short_secret_that_matches_a_time_or_kind_never_keeps_an_event_back(server, tmp_path):
+    """Only what can carry a secret is redacted (data, operator): a numeric
+    password equal to the year, or one equal to a kind, must not leave an
+    event unpublished while the console says it is."""
+    incident = "short-secrets"
+    secrets.add("2026")
+    secrets.add("note")
+    at = datetime(2026, 3, 4, 20, 26, 20, 260000, tzinfo=timezone.utc)
+    a = Journal(tmp_path / "a.json", operator={"user": "alice", "ssh_client": None}, clock=lambda: at)
+    share_a = Share(ShareTarget(server.url, incident), a.operator, host="alice-host", timeout=1.0)
+    b, share_b = console(tmp_path / "b.json", server.url, incident, "bob")
+    a.append("incident.declared", title="db down in 2026", severity="P1")
+    a.note("the note says the PIN is 2026")
+    a.note("plain")
+    share_a.sync(a)
+    assert share_a.state.online and share_a.state.waiting == 0, share_a.state
+    share_b.sync(b)
+    assert [(e.id, e.at, e.kind) for e in b.events()] == [(e.id, e.at, e.kind) for e in a.events()]
+    docs = [json.loads(fields[FIELD]) for _, fields in admin(server).xrange(stream_key(incident))]
+    assert len(docs) == 3
+    text = json.dumps([[doc["data"], doc["operator"]] for doc in docs])
+    assert "2026" not in text and "note" not in text and "***" in text
+    for journal, share in ((a, share_a), (b, share_b)):
+        share.close()
+        journal.close()
+
+
+def test_an_event_from_the_future_waits_until_its_time_is_near(server, tmp_path):
+    """Another host's clock a day ahead, or a forged year 8999: merged as
+    they are, they would outrank every later change. They are held, counted,
+    and merged once their time is within five minutes of the local clock."""
+    from datetime import timedelta
+
+    incident = "from-the-future"
+    now = [datetime.now(timezone.utc)]
+    a = Journal(tmp_path / "a.json", operator={"user": "alice", "ssh_client": None}, clock=lambda: now[0])
+    share_a = Share(ShareTarget(server.url, incident), a.operator, host="alice-host", timeout=1.0,
+                    clock=lambda: now[0])
+    ahead = Journal(tmp_path / "ahead.json", operator={"user": "skewed", "ssh_client": None},
+                    clock=lambda: now[0] + timedelta(days=1))
+    share_ahead = Share(ShareTarget(server.url, incident), ahead.operator, host="skewed-host", timeout=1.0,
+                        clock=lambda: now[0] + timedelta(days=1))
+    slightly = new_event("note", {"user": "skewed", "ssh_client": None}, now[0] + timedelta(minutes=4),
+                         text="four minutes ahead: merged", tags=[], pinned=False)
+    forged = new_event("incident.status", {"user": "mallory", "ssh_client": None},
+                       datetime(8999, 1, 1, tzinfo=timezone.utc), status="Monitoring")
+    ahead.append("incident.status", status="Monitoring")
+    ahead.add(slightly)
+    ahead.add(forged)
+    share_ahead.sync(ahead)
+    a.append("incident.status", status="Resolved")
+    merged = share_a.sync(a)
+    assert [e.id for e in merged] == [slightly.id]
+    assert share_a.state.online and share_a.state.held == 2 and share_a.state.waiting == 0, share_a.state
+    assert [e.data.get("status") for e in a.events() if e.kind == "incident.status"] == ["Resolved"]
+    share_a.sync(a)
+    assert share_a.state.held == 2 and len(a.events()) == 2
+    now[0] += timedelta(days=1)
+    merged = share_a.sync(a)
+    assert [e.data.get("status") for e in merged] == ["Monitoring"] and merged[0].id != forged.id
+    assert share_a.state.held == 1 and forged.id not in {e.id for e in a.events()}
+    assert len(file_ids(tmp_path / "a.json")) == 3
+    for journal, share in ((a, share_a), (ahead, share_ahead)):
+        share.close()
+        journal.close()
+
+
+def test_a_follower_publishes_nothing_even_after_a_reset(server, tmp_path):
+    """The war-room screen reads the stream and says it is there; when the
+    stream is found new (Redis restarted empty), it does not publish what it
+    merged: only the consoles that wrote it do."""
+    from console.incident.session import FollowedJournal
+
+    incident = "follower-reset"
+    key = stream_key(incident)
+    a, share_a = console(tmp_path / "a.json", server.url, incident, "alice")
+    for i in range(3):
+        a.note(f"n{i}")
+    share_a.sync(a)
+    wall = FollowedJournal(tmp_path / "wall.json", operator={"user": "wall", "ssh_client": None}, merges=True)
+    share_wall = Share(ShareTarget(server.url, incident), wall.operator, host="wall (watching)", timeout=1.0,
+                       publishes=False)
+    assert len(share_wall.sync(wall)) == 3
+    store = admin(server)
+    store.delete(key)  # as a Redis restarted empty
+    share_wall.sync(wall)
+    assert store.xlen(key) == 0
+    assert share_wall.state.online and share_wall.state.waiting == 0, share_wall.state
+    assert "wall@wall (watching)" in share_wall.state.responders
+    share_a.sync(a)  # alice's console republishes its own
+    share_wall.sync(wall)
+    users = [json.loads(fields[FIELD])["operator"]["user"] for _, fields in store.xrange(key)]
+    assert users == ["alice"] * 3
+    for journal, share in ((a, share_a), (wall, share_wall)):
+        share.close()
+        journal.close()
+    store.close()
+
+
+def test_watch_of_a_file_does_not_share_it(tmp_path, monkeypatch, capsys):
+    """`watch --incident FILE` with a `share:` config follows the file only:
+    a follower cannot merge into a file it must not write, nor publish it."""
+    from console import app as app_module, cli
+
+    seen = {}
+
+    def run(self, *args, **kwargs):
+        seen["share"], seen["journal"] = self.config.share, self.session.journal
+
+    monkeypatch.setattr(app_module.IncidentConsole, "run", run)
+    monkeypatch.setattr(cli, "_exit_on_hangup", lambda: None)
+    monkeypatch.setattr(cli, "_ignore_hangups", lambda: None)
+    path = tmp_path / "incident.json"
+    journal = Journal(path, operator={"user": "alice", "ssh_client": None})
+    journal.note("local only")
+    journal.close()
+    cfg = note_config(tmp_path, "redis://127.0.0.1:1/0", "watched-file")
+    assert main(["watch", "--config", str(cfg), "--incident", str(path)]) == 0
+    assert seen["share"] is None and seen["journal"].path == path
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "share" in err and "not used" in err

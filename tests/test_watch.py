@@ -193,3 +193,47 @@ async def test_two_consoles_share_an_incident_and_a_follower_watches(tmp_path):
                 await app.action_quit()
     finally:
         server.cleanup()
+
+
+def test_a_follower_never_writes_back_what_the_file_lost(tmp_path, monkeypatch):
+    """A journal moved aside and a new one started at its path (or a backup
+    restored): a console writes back the entries the file lost; a follower
+    keeps them in memory and leaves the file as it is."""
+    from console.incident import journal as journal_module
+
+    monkeypatch.setattr(journal_module, "RETRY_SECONDS", 0)
+    path = tmp_path / "incident.json"
+    _incident_file(path)
+    follower = FollowedJournal(path, operator={"user": "wall", "ssh_client": None})
+    assert len(follower.events()) == 4
+    moved = tmp_path / "old.json"
+    path.rename(moved)
+    shorter = Journal(path, operator={"user": "bob", "ssh_client": None})
+    shorter.note("a new incident in the same place")
+    shorter.close()
+    before = _digest(path)
+    for _ in range(3):
+        follower.refresh()
+        follower.flush()
+    assert _digest(path) == before
+    assert [e.data.get("text") for e in Journal(path, operator={"user": "x"}).events()] == [
+        "a new incident in the same place"]
+    follower.close()
+    assert _digest(path) == before
+
+
+async def test_the_header_says_how_many_entries_wait_for_their_time(tmp_path):
+    """Entries another host stamped ahead of this one's clock are held
+    (console/incident/share.py): the second header line says so."""
+    from console.incident.share import ShareState
+    from console.widgets.header import who_line
+    from console.widgets import colours
+
+    app = IncidentConsole(config.parse("refresh: 60\n", "t.yaml", env={}), sources=[],
+                          journal=Journal(tmp_path / "i.json", operator={"user": "a", "ssh_client": None}))
+    async with app.run_test(size=(120, 40)):
+        colour = colours.of(app.main.header)
+        state = ShareState("inc", True, None, 0, ("alice@\x1b[31mbastion",), None, held=2)
+        line = who_line(state, colour)
+        assert "2 held (clock ahead)" in line.plain and "\x1b" not in line.plain
+        assert who_line(ShareState("inc", True, None, 0, (), None), colour) is None

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 from console import secrets as secret_values
 from console import units
 from console.incident.impact import FailedRequests, failed_requests
-from console.incident.journal import _TAG, CONSOLE, Event, parse_time, untagged
+from console.incident.journal import _TAG, CONSOLE, Event, in_order, parse_time, untagged
 from console.incident.state import Incident, Note, format_duration, is_alarm
 from console.incident.tags import TAGS, TIMELINE_LABEL
 from console.readings import metric_value
@@ -173,7 +173,7 @@ def postmortem_markdown(events: Iterable[Event], now: datetime, incident: Incide
     seed template's sections one for one, then the full journal.
     ``playbooks`` (id -> playbook) names the steps the active playbook left
     unticked, as follow-ups."""
-    events = sorted(events, key=lambda e: e.at)
+    events = sorted(events, key=in_order)
     incident = incident or Incident.from_events(events, now)
     end = incident.resolved_at or now
     failed = failed_requests(events, incident.started_at, end)
@@ -632,5 +632,5 @@ def _clock(at: datetime, incident: Incident) -> str:
 def journal_json(events: Iterable[Event]) -> str:
     """The raw journal: every event as stored, oldest first. Values are kept
     exactly; JSON's ASCII escapes make control characters inert text."""
-    docs = [secret_values.redact_data(event.to_document()) for event in sorted(events, key=lambda e: e.at)]
+    docs = [secret_values.redact_data(event.to_document()) for event in sorted(events, key=in_order)]
     return json.dumps({"events": docs}, ensure_ascii=True, indent=2) + "\n"

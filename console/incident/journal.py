@@ -70,7 +70,7 @@ from console.incident import recovery
 from console.incident.storage import (UNREADABLE, JournalChanged, JournalPathRefused, JournalStorage,
                                       JournalUnreadable, NotAppendable, set_aside)
 
-__all__ = ["Event", "Journal", "JournalUnreadable", "JournalPathRefused", "set_aside", "current_operator",
+__all__ = ["Event", "Journal", "in_order", "JournalUnreadable", "JournalPathRefused", "set_aside", "current_operator",
            "new_event", "write_event", "UNREADABLE_KIND", "CONSOLE",
            "parse_tags", "untagged", "clip", "OUTPUT_LIMIT", "STATUSES", "ROLES"]
 
@@ -95,6 +95,12 @@ _TAG = re.compile(r"(?<![\w#&/])#([A-Za-z][\w-]*)")
 # other, so journals written before it and readers that do not know it load
 # it as they load any entry.
 CONSOLE = MappingProxyType({"user": "console", "ssh_client": None})
+
+
+def in_order(event: "Event") -> datetime:
+    """The order of an incident's events: by time (a sort keeps the order of
+    entries at the same time as the file holds them)."""
+    return event.at
 
 
 def utcnow() -> datetime:
@@ -309,7 +315,7 @@ class Journal:
         with self._lock:
             self._pending.append(event)
             ordered = self._ordered
-            if ordered is not None and (not ordered or ordered[-1].at <= event.at):
+            if ordered is not None and (not ordered or in_order(ordered[-1]) <= in_order(event)):
                 self._ordered = ordered + (event,)
             else:
                 self._ordered = None
@@ -342,7 +348,7 @@ class Journal:
         with self._lock:
             if self._ordered is None:
                 merged = list(self._written.values()) + list(self._unreadable_entries.values()) + self._pending
-                self._ordered = tuple(sorted(merged, key=lambda e: e.at))
+                self._ordered = tuple(sorted(merged, key=in_order))
             return self._ordered
 
     @property
@@ -401,7 +407,7 @@ class Journal:
                 self.write_problem = f"cannot read it: {_reason(exc)}"
                 self.write_error = f"cannot read {self.path}: {_reason(exc)}{self._kept()}"
             news, self._from_others = self._from_others, []
-            return sorted(news, key=lambda e: e.at)
+            return sorted(news, key=in_order)
 
     def set_aside(self) -> Path:
         """Move an unreadable file away (see :func:`set_aside`) and write every

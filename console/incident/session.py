@@ -105,9 +105,18 @@ class FollowedJournal(Journal):
         return super().add(event)
 
     def add_many(self, events: list[Event]) -> list[Event]:
-        if not self.merges:
+        if events and not self.merges:
             raise Refusal(FOLLOWING)
         return super().add_many(events)
+
+    def flush(self) -> bool:
+        """A follower writes nothing back, not even what it saw and the
+        file has lost since (a journal moved aside, a backup restored): that
+        stays in memory. A private copy of a shared incident is written."""
+        if self.merges:
+            return super().flush()
+        with self._lock:
+            return not self._pending
 
     def set_aside(self):
         raise Refusal(FOLLOWING)

@@ -11,8 +11,10 @@ the events between them. The keys, for ``share: {incident: NAME}``:
                                       nobody has synced for a minute
 
 The commands used, and nothing else (the ACL the README gives): XADD and
-XRANGE on the stream (its first entry too: a stream that lost its data is
-noticed), HSET, HGETALL and EXPIRE on the hash, HELLO/AUTH to connect.
+XRANGE on the stream (its first entry, and the last one this console read
+or published, too: a stream that lost its data, or came back older from a
+snapshot or a lagging replica, is noticed), HSET, HGETALL and EXPIRE on the
+hash, HELLO/AUTH to connect.
 
 Merging is by event id, so it is idempotent: an event published twice (an
 XADD whose reply was lost) is read twice and merged once. Corrections,
@@ -28,6 +30,14 @@ Whatever is in the stream came from outside: an entry that is not an event
 document (another program's, a hostile one) is skipped and counted, never
 merged, and one sync reads a bounded amount so a huge stream cannot hang
 the console.
+
+An event stamped more than :data:`FUTURE_SLACK` ahead of this console's
+clock (another host's clock is ahead, or the entry is forged) is held, not
+merged: sorted by time, it would outrank every later change. It is merged
+once its time is near enough; :attr:`ShareState.held` counts those waiting.
+
+A follower (``publishes=False``, the war-room screen) never adds to the
+stream: it reads, and says it is there.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ import json
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from console import secrets as secret_values
@@ -60,6 +70,7 @@ PUBLISH_BATCH = 500         # XADDs per pipelined round trip
 PRESENT_SECONDS = 30        # a responder not seen for this long has left
 PRESENCE_TTL = 60           # the hash goes when nobody has synced for this long
 MAX_RESPONDERS = 50
+FUTURE_SLACK = timedelta(minutes=5)  # an event further ahead of the local clock waits
 _UNSEEN = object()
 _LAST_SEQ = 2 ** 64 - 1         # the largest part of a stream id
 
@@ -80,6 +91,7 @@ class ShareState:
     waiting: int                     # local events not yet published to the stream
     responders: tuple[str, ...]      # "user@host" seen within the last ~30 s (this console included), sorted
     error: str | None                # why offline (redacted, one line), None when online
+    held: int = 0                    # stream events stamped too far ahead of the local clock, not merged yet
 
 
 class Share:
@@ -89,16 +101,20 @@ class Share:
     one thread syncs a given Share at a time."""
 
     def __init__(self, target: ShareTarget, operator: Mapping[str, str | None], host: str | None = None,
-                 clock: Callable[[], datetime] | None = None, timeout: float = 2.0) -> None:
+                 clock: Callable[[], datetime] | None = None, timeout: float = 2.0,
+                 publishes: bool = True) -> None:
         self.target = target
+        self.publishes = publishes
         self.me = f"{operator.get('user') or '?'}@{host or socket.gethostname()}"
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._timeout = timeout
         self._client: redis.Redis | None = None
         self._stream, self._responders = stream_key(target.incident), responders_key(target.incident)
         self._cursor = b"0-0"             # the last stream entry read
+        self._last_known = b"0-0"         # the last stream entry read or published: must still be there
         self._on_stream: set[str] = set()  # event ids read from the stream or published to it
         self._first: bytes | None | object = _UNSEEN  # the stream's first entry id, as last seen
+        self._held: dict[str, Event] = {}  # stream events from too far ahead, by id, not merged yet
         self.skipped = 0                   # stream entries that were no event, since opened
         self._state = ShareState(target.incident, False, None, 0, (), None)
 
@@ -123,8 +139,7 @@ class Share:
         except (OSError, _redis_errors()) as exc:
             self._went_offline(exc, journal)
         else:
-            self._state = ShareState(self.target.incident, True, None, len(self._unpublished(journal)),
-                                     responders, None)
+            self._state = self._stated(journal, None, responders, None)
         return sorted(merged, key=lambda e: e.at)
 
     def close(self) -> None:
@@ -142,6 +157,8 @@ class Share:
         the journal lacks; True when its end was reached."""
         self._notice_reset(client)
         known = {event.id for event in journal.events()}
+        horizon = self._clock() + FUTURE_SLACK  # an event after this waits
+        merged += journal.add_many(self._due(known, horizon))
         entries = read = 0
         fresh: list[Event] = []  # one page's new events, merged in one write
         while entries < MAX_ENTRIES and read < MAX_BYTES:
@@ -150,6 +167,7 @@ class Share:
             page = client.xrange(self._stream, min=_after(self._cursor), count=PAGE)
             for stream_id, fields in page:
                 self._cursor = stream_id
+                self._last_known = max(self._last_known, stream_id, key=_id_order)
                 read += sum(len(k) + len(v) for k, v in fields.items())
                 doc = self._document_of(fields)
                 if doc is None:
@@ -161,8 +179,12 @@ class Share:
                     self._on_stream.add(doc["id"])
                     continue
                 event = self._event_of(doc)
-                if event is not None:
-                    self._on_stream.add(event.id)
+                if event is None:
+                    continue
+                self._on_stream.add(event.id)
+                if event.at > horizon:
+                    self._held[event.id] = event
+                else:
                     known.add(event.id)
                     fresh.append(event)
             merged += journal.add_many(fresh)
@@ -174,15 +196,31 @@ class Share:
 
     def _notice_reset(self, client: "redis.Redis") -> None:
         """A Redis restarted without its data, or a stream deleted, holds
-        none of what this console published: start again from the stream's
-        beginning and publish what it lacks. The stream is never trimmed, so
-        its first entry changes only when the stream is a new one."""
-        first = client.xrange(self._stream, count=1)
+        none of what this console published; one restored from an older
+        snapshot, or a replica that lagged, lacks its last entries. Either
+        way: start again from the stream's beginning and publish what it
+        lacks. The stream is never trimmed, so its first entry changes only
+        when the stream is a new one, and an entry once there stays."""
+        pipe = client.pipeline(transaction=False)
+        pipe.xrange(self._stream, count=1)
+        pipe.xrange(self._stream, min=self._last_known, max=self._last_known, count=1)
+        first, last = pipe.execute()
         first_id = first[0][0] if first else None
-        if self._first is not _UNSEEN and first_id != self._first:
-            self._cursor = b"0-0"
+        changed = self._first is not _UNSEEN and first_id != self._first
+        if changed or (self._last_known != b"0-0" and not last):
+            self._cursor = self._last_known = b"0-0"
             self._on_stream.clear()
         self._first = first_id
+
+    def _due(self, known: set[str], horizon: datetime) -> list[Event]:
+        """The held events no later than ``horizon``, taken out of the held
+        ones; those the journal has already are dropped."""
+        due = [event for event in self._held.values() if event.at <= horizon]
+        for event in due:
+            del self._held[event.id]
+        fresh = [event for event in due if event.id not in known]
+        known.update(event.id for event in fresh)
+        return fresh
 
     def _document_of(self, fields: Mapping[bytes, bytes]) -> dict | None:
         """The JSON object a stream entry holds, or None (counted) for anything else."""
@@ -210,24 +248,28 @@ class Share:
     # -- publishing --------------------------------------------------------
 
     def _unpublished(self, journal: "Journal") -> list[Event]:
-        """Local events not known to be on the stream, oldest first. The
-        stand-ins for unreadable entries are the reader's, not events."""
+        """Local events not known to be on the stream, oldest first; none
+        for a follower, which publishes nothing. The stand-ins for
+        unreadable entries are the reader's, not events."""
+        if not self.publishes:
+            return []
         return [event for event in journal.events()
                 if event.id not in self._on_stream and event.kind != UNREADABLE_KIND]
 
     def _publish(self, client: "redis.Redis", events: list[Event]) -> None:
         for start in range(0, len(events), PUBLISH_BATCH):
-            batch = [(event, _outgoing(event)) for event in events[start:start + PUBLISH_BATCH]]
+            batch = events[start:start + PUBLISH_BATCH]
             # No MULTI: a partly sent batch is harmless (readers dedupe by
             # id), and the sharing user needs no MULTI/EXEC.
             pipe = client.pipeline(transaction=False)
-            for _, document in batch:
-                if document is not None:
-                    pipe.xadd(self._stream, {FIELD: document})
-            pipe.execute()
+            for event in batch:
+                pipe.xadd(self._stream, {FIELD: _outgoing(event)})
+            added = pipe.execute()
             # Marked only once Redis has answered; a lost reply means
-            # publishing again, which is harmless.
-            self._on_stream.update(event.id for event, _ in batch)
+            # publishing again, which is harmless. The last entry added must
+            # be there at the next sync, or Redis came back older.
+            self._on_stream.update(event.id for event in batch)
+            self._last_known = max(self._last_known, *added, key=_id_order)
 
     # -- presence ----------------------------------------------------------
 
@@ -262,28 +304,38 @@ class Share:
 
     def _went_offline(self, exc: BaseException, journal: "Journal") -> None:
         self.close()  # a half-read reply must not be read as the next one's
-        previous = self._state
-        self._state = ShareState(self.target.incident, False,
-                                 previous.offline_since or self._clock().astimezone(timezone.utc),
-                                 len(self._unpublished(journal)), (),
-                                 inert(f"{redact(self.target.url)}: {_reason(exc)}", 300))
+        self._state = self._stated(journal, self._state.offline_since or self._clock().astimezone(timezone.utc),
+                                   (), inert(f"{redact(self.target.url)}: {_reason(exc)}", 300))
+
+    def _stated(self, journal: "Journal", offline_since: datetime | None, responders: tuple[str, ...],
+                error: str | None) -> ShareState:
+        """The state after a sync: online when ``offline_since`` is None."""
+        return ShareState(self.target.incident, offline_since is None, offline_since,
+                          len(self._unpublished(journal)), responders, error, len(self._held))
 
 
-def _outgoing(event: Event) -> bytes | None:
-    """The event's document as it leaves this process: redacted once more
-    (text from anywhere may hold a configured secret). None when the id or
-    time would change, which would make the copies two events: such an
-    event is kept local."""
+def _outgoing(event: Event) -> bytes:
+    """The event's document as it leaves this process: what can carry a
+    secret (its data and operator; text from anywhere may hold a configured
+    one) redacted once more. Its id (random hex), time and kind (ours) are
+    left as they are: changed, the copies would be two events, and a short
+    secret such as "2026" or "note" matches them by chance."""
     doc = event.to_document()
-    clean = secret_values.redact_data(doc)
-    if (clean["id"], clean["at"], clean["kind"]) != (doc["id"], doc["at"], doc["kind"]):
-        return None
-    return json.dumps(clean, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    doc["operator"] = secret_values.redact_data(doc["operator"])
+    doc["data"] = secret_values.redact_data(doc["data"])
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _id_order(stream_id: bytes | str) -> tuple[int, int]:
+    """A stream id as (milliseconds, sequence), to compare two."""
+    text = stream_id.decode("ascii") if isinstance(stream_id, bytes) else stream_id
+    ms, seq = (int(part) for part in text.split("-"))
+    return ms, seq
 
 
 def _after(stream_id: bytes) -> str:
     """The smallest stream id after ``stream_id`` (``(id`` needs Redis 6.2)."""
-    ms, seq = (int(part) for part in stream_id.decode("ascii").split("-"))
+    ms, seq = _id_order(stream_id)
     if seq < _LAST_SEQ:
         return f"{ms}-{seq + 1}"
     # Another writer may choose ids itself: the sequence can be full.

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from itertools import islice
 from typing import Any, Iterable, Mapping, Sequence
 
-from console.incident.journal import Event, parse_tags, parse_time, untagged
+from console.incident.journal import Event, in_order, parse_tags, parse_time, untagged
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -173,7 +173,7 @@ class Incident:
         ``scheme`` defaults to the scheme of the declared severity;
         ``cadence`` replaces update cadences per severity code."""
         replay = Replay()
-        replay.take(sorted(events, key=lambda e: e.at))
+        replay.take(sorted(events, key=in_order))
         return replay.incident(now, scheme, cadence)
 
     # -- derived -------------------------------------------------------------
@@ -293,7 +293,7 @@ def changes_to_take_back(events: Iterable[Event]) -> list[StateChange]:
     state = Replay()
     taken_back: set[str] = set()
     found: list[StateChange] = []
-    for event in sorted(events, key=lambda e: e.at):
+    for event in sorted(events, key=in_order):
         field_name = CHANGE_KINDS.get(event.kind)
         before = getattr(state, field_name) if field_name else None
         state.take_one(event)

@@ -129,13 +129,17 @@ def who_line(state, colour: Colours) -> Text | None:
             if state.waiting else ""
         return Text.assemble((f" sharing {inert(state.incident, 60)} offline: ", colour.style("state-warning")),
                              plain(why), waiting)
-    if not state.responders:
+    held = getattr(state, "held", 0)
+    if not state.responders and not held:
         return None
     line = Text(f" shared {inert(state.incident, 60)} with: ", "dim")
     for i, who in enumerate(state.responders):
         if i:
             line.append(", ", "dim")
         line.append_text(plain(who, limit=60))
+    if held:
+        # Stamped ahead of this host's clock: merged once their time is near.
+        line.append(f" · {held} held (clock ahead)", colour.style("state-warning"))
     return line
 
 
