@@ -4,7 +4,7 @@ source at all (Textual's own cost: the clock, the ages), with PostgreSQL
 only (what pg_activity shows), and with all six panes; pg_activity beside
 them in the same run.
 
-    python bench/cpu_by_pane.py [seconds]
+    python bench/cpu_by_pane.py [seconds] [--each]   # --each: one source kind at a time
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import run  # noqa: E402
 
 
 def main() -> None:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 30
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1][0].isdigit() else 30
     root = Path(tempfile.mkdtemp(prefix="ic-cpu-"))
     systems = run.Systems(root)
     try:
@@ -34,10 +34,17 @@ def main() -> None:
                    "PostgreSQL only": {"environment": doc["environment"], "refresh": 1.0,
                                        "postgres": doc["postgres"]},
                    "all six panes": doc}
+        if "--each" in sys.argv:
+            base = {"environment": doc["environment"], "refresh": 1.0}
+            health = [{k: v for k, v in svc.items() if k != "metrics"} for svc in doc["services"]]
+            configs = {"Redis only": {**base, "redis": doc["redis"]},
+                       "HTTP health only": {**base, "services": health},
+                       "HTTP health + /metrics": {**base, "services": doc["services"]},
+                       "Kubernetes only": {**base, "kubernetes": doc["kubernetes"]}}
         time.sleep(2)
         rows = []
         for name, body in configs.items():
-            path = root / f"{name.replace(' ', '-')}.yaml"
+            path = root / f"{name.replace(' ', '-').replace('/', '')}.yaml"
             path.write_text(yaml.safe_dump(body, sort_keys=False))
             path.chmod(0o600)
             got = run.steady(run.console_cmd(path, root / f"{path.stem}.json"), run.CONSOLE_DONE, seconds, {},

@@ -29,6 +29,7 @@ from textual.worker import Worker, WorkerState
 
 from console import themes
 from console.config import Config
+from console.footprint import settle_after_start
 from console.incident.session import IncidentSession, leaving
 from console.screens.main import GRID_MIN_SIZE, MainScreen
 from console.text import inert
@@ -168,6 +169,7 @@ class IncidentConsole(App):
     def _first_frame(self) -> None:
         self.first_frame_s = time.monotonic() - self.started
         self.log.info(f"first frame after {self.first_frame_s * 1000:.0f} ms")
+        self.set_timer(5.0, settle_after_start)  # once the sources are built and the panes filled
 
     # ---- polling -----------------------------------------------------------
     async def _start_sources(self) -> None:

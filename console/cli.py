@@ -73,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "demo", False) and not _reach_demo(args):
         return EXIT_USAGE
     if command in ("console", "demo", "watch"):
+        from console.footprint import fewer_malloc_arenas
+
+        fewer_malloc_arenas()  # before any thread starts
         return _run(command, args)  # the screen redacts in console.text.inert
     # Everything this process writes goes through one redacting writer: tables,
     # JSON, exports, `path:line` problems and error messages alike.

@@ -310,3 +310,20 @@ async def test_a_healthy_endpoint_beside_a_100k_series_scrape_crosses_no_thresho
         [(s.state, s.error) for s in scraped]
     assert readings and all(r.state is State.OK and not r.breaches for r in readings), \
         [(r.state, r.latency_ms) for r in readings if r.breaches or r.state is not State.OK]
+
+
+def test_a_scrape_with_our_metrics_is_parsed_once_and_other_bodies_are_refused(monkeypatch):
+    """Issue 16: the head of the body is parsed as a whole only when none of
+    our lines is there (a second full parse per scrape was most of its CPU);
+    what does not even start like an exposition is refused at once."""
+    calls = []
+    real = errors_module._parse
+    monkeypatch.setattr(errors_module, "_parse", lambda text: calls.append(len(text)) or real(text))
+    assert parse_exposition(big_exposition(2_000), 0.0).requests
+    assert len(calls) == 1 and calls[0] < 2_000
+    for body in ('{"status": "ok"}\n', "\x00\x01binary\n", "<!doctype html><p>Sign in</p>\n"):
+        with pytest.raises(errors_module.MalformedExposition, match="starts with"):
+            parse_exposition(body + OURS, 0.0)
+    calls.clear()
+    assert not parse_exposition("# nothing of ours\ngo_thing_total 1\n", 0.0).requests
+    assert len(calls) == 2  # nothing of ours: the head is checked as a whole

@@ -31,7 +31,7 @@ from disks import fill
 ROOT = Path(__file__).resolve().parent.parent
 ALICE = {"user": "alice", "ssh_client": "10.0.0.5"}
 
-KILLS = 500
+KILLS = 250
 KILL_BUDGET_S = 80
 # Fewer than KILLS fit in the budget on a loaded machine: the proof needs
 # enough kills, mid-write ones above all, not a speed (that is bench's job).

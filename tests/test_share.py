@@ -86,37 +86,71 @@ def syncing(journal: Journal, share: Share, stop: threading.Event, seen: list) -
     return thread
 
 
-def run_three_writers(tmp_path: Path, url: str, incident: str, n: int = 300, middle=None) -> dict:
+LEAD = 10  # events a writer may be ahead of the slowest one
+
+
+def run_three_writers(tmp_path: Path, url: str, incident: str, n: int = 300, outage=None) -> dict:
     """Two consoles and a `note` hook each write ``n`` events at once while
-    the consoles sync in a loop; ``middle`` runs once a third is written.
+    the consoles sync in a loop. No writer gets more than :data:`LEAD`
+    events ahead of the slowest (the hook, which reads the whole stream at
+    each note), so the three write together from the first event to the
+    last. ``outage``, if given, is ``(stop, restart)``: every writer waits
+    at a third of its events until ``stop(states)`` has returned, and at two
+    thirds until ``restart(states)`` has, so that a third of each writer's
+    events is written before, during and after it.
     Returns the consoles' journals, shares and the states they went through."""
     a, share_a = console(tmp_path / "a.json", url, incident, "alice")
     b, share_b = console(tmp_path / "b.json", url, incident, "bob")
     hook_config, hook_file = note_config(tmp_path, url, incident), tmp_path / "hook.json"
     stop, states = threading.Event(), []
     syncers = [syncing(a, share_a, stop, states), syncing(b, share_b, stop, states)]
-    third = threading.Barrier(4 if middle else 3)
+    phase = threading.Barrier(4) if outage else None
+    written, progress = [0, 0, 0], threading.Condition()
 
-    def write(journal: Journal, who: str) -> None:
-        for i in range(n):
+    def paced(writer: int, write_one) -> None:
+        try:
+            for i in range(n):
+                if outage and i in (n // 3, 2 * n // 3):
+                    phase.wait(60)  # all three there: the outage begins (or ends)
+                    phase.wait(60)  # and it has
+                with progress:
+                    progress.wait_for(lambda: min(written) >= i - LEAD, timeout=60)
+                write_one(i)
+                with progress:
+                    written[writer] += 1
+                    progress.notify_all()
+        except BaseException:
+            if outage:
+                phase.abort()  # the others stop waiting for this one
+            raise
+        finally:
+            with progress:
+                written[writer] = n  # done, or failed: holds no one back
+                progress.notify_all()
+
+    def write(journal: Journal, who: str, writer: int) -> None:
+        def one(i: int) -> None:
             journal.note(f"{who} {i}")
-            if i == n // 3 and middle:
-                third.wait()
             time.sleep(0.001)
+        paced(writer, one)
 
     def hook() -> None:
-        for i in range(n):
+        def one(i: int) -> None:
             assert main(["note", "--config", str(hook_config), "--incident", str(hook_file), f"deploy {i}"]) == 0
-            if i == n // 3 and middle:
-                third.wait()
+        paced(2, one)
 
-    writers = [threading.Thread(target=write, args=(a, "alice")), threading.Thread(target=write, args=(b, "bob")),
-               threading.Thread(target=hook)]
+    writers = [threading.Thread(target=write, args=(a, "alice", 0)),
+               threading.Thread(target=write, args=(b, "bob", 1)), threading.Thread(target=hook)]
     for thread in writers:
         thread.start()
-    if middle:
-        third.wait()
-        middle(states)
+    for act in outage or ():
+        phase.wait(60)
+        try:
+            act(states)
+        except BaseException:
+            phase.abort()
+            raise
+        phase.wait(60)
     for thread in writers:
         thread.join(120)
     stop.set()
@@ -177,23 +211,26 @@ def test_redis_stopped_in_the_middle_and_restarted_loses_nothing(tmp_path):
     with RedisServer() as outage_server:
         outage: dict = {}
 
-        def stop_then_restart(states: list) -> None:
+        def stop(states: list) -> None:
             outage_server.stop()
-            began = time.perf_counter()
-            deadline = began + 10
+            outage["began"] = time.perf_counter()
+
+        def restart(states: list) -> None:
+            # A third of every writer's events written since the stop: the
+            # consoles' syncs find Redis gone, with entries waiting.
+            deadline = time.perf_counter() + 10
             while time.perf_counter() < deadline and not any(not s.online and s.waiting for s in states):
-                time.sleep(0.05)
-            time.sleep(0.5)
+                time.sleep(0.02)
             outage["states"] = [s for s in states if not s.online]
             outage_server.start()  # same port, and empty: it kept nothing
-            outage["seconds"] = time.perf_counter() - began
+            outage["seconds"] = time.perf_counter() - outage["began"]
 
         started = time.perf_counter()
-        run = run_three_writers(tmp_path, outage_server.url, incident, middle=stop_then_restart)
+        run = run_three_writers(tmp_path, outage_server.url, incident, n=100, outage=(stop, restart))
         converge(run)
-        TIMINGS["900 events, Redis stopped and restarted"] = time.perf_counter() - started
+        TIMINGS["300 events, Redis stopped and restarted"] = time.perf_counter() - started
         TIMINGS["of which Redis was down"] = outage["seconds"]
-        assert_same_events(tmp_path, run, 900)
+        assert_same_events(tmp_path, run, 300)
         offline = outage["states"]
         assert offline and any(s.waiting > 0 for s in offline)
         assert all(s.offline_since is not None and s.offline_since.tzinfo is not None and s.error for s in offline)

@@ -103,8 +103,17 @@ async def test_no_key_changes_the_incident_in_watch_mode(tmp_path, monkeypatch):
                 # Each key on this pane, then whatever it opened is closed again.
                 for sent in (pane, key, "escape"):
                     send(app, sent)
-                await pilot.pause()
-            await pilot.press("n", *"a typed note", "enter", "escape")
+                # Every message those keys queued is handled before the next
+                # key. pause(0): without pause()'s wait for the CPU to idle
+                # (20 ms at least, 228 times), which was most of this test.
+                await pilot.pause(0)
+            # A note typed after `n`: `n` handled (and whatever it opened shown)
+            # before the text, which then goes where a typist's would.
+            send(app, "n")
+            await pilot.pause()
+            for sent in (*"a typed note", "enter", "escape"):
+                send(app, sent)
+            await pilot.pause()
             app.clear_notifications()  # a refusal's toast each: thousands would slow the screen
         # The palette: only commands that look (none declares, notes or exports).
         titles = [c.title for c in app.get_system_commands(app.main)]

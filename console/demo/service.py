@@ -266,6 +266,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Keep-alive, as the services the console watches in production speak:
+    # HTTP/1.0 made every check a new connection (every answer has its length).
+    protocol_version = "HTTP/1.1"
     server: _Server
 
     def do_GET(self) -> None:

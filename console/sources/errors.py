@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -273,11 +274,22 @@ def parse_exposition(text: str, at: float) -> Scrape:
     """The request counter and latency histogram out of a Prometheus text exposition.
 
     Only the lines of those two metrics are parsed (at most :data:`MAX_SERIES`),
-    plus the first :data:`HEAD_CHECKED` bytes, so that a login page or binary
-    is refused as "malformed" rather than read as a service with no traffic.
+    after a look at how the text starts. When none of them is there, the first :data:`HEAD_CHECKED` bytes are parsed too,
+    so that a login page or binary is refused as "malformed" rather than
+    read as a service with no traffic; a scrape that found them is one
+    (parsing the whole head every second was most of a scrape's CPU).
     """
-    _parse(_head(text))
-    return _read_samples(_parse("".join(_lines_of(text, name) for name in (REQUESTS, BUCKETS))), at)
+    if not EXPOSITION_START.match(text):
+        raise MalformedExposition(f"malformed metrics exposition: starts with {one_line(text[:40], 40)!r}")
+    scrape = _read_samples(_parse("".join(_lines_of(text, name) for name in (REQUESTS, BUCKETS))), at)
+    if not scrape.requests and not scrape.buckets:
+        _parse(_head(text))
+    return scrape
+
+
+# What an exposition starts with (after blank lines): a comment, or a metric
+# name and then its labels or its value. A login page or binary does not.
+EXPOSITION_START = re.compile(r"\s*(?:#|[A-Za-z_:][A-Za-z0-9_:]*[{ \t]|$)")
 
 
 def _head(text: str) -> str:
