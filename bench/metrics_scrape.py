@@ -15,6 +15,7 @@ HealthCheck polling the healthy endpoint every 100 ms, for ``seconds``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -88,6 +90,23 @@ async def measure(port: int, seconds: float) -> dict:
     return {"alone": alone, "busy": busy, "scrapes": walls}
 
 
+@contextlib.contextmanager
+def served(where: Path, body: str) -> Iterator[int]:
+    """``body`` at /metrics and "ok" at /health, files in ``where`` served by a
+    child process (serving 9 MB must not compete with the measured
+    interpreter for the GIL); yields the port."""
+    (where / "metrics").write_text(body)
+    (where / "health").write_text("ok")
+    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
+                               "--directory", str(where)], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        yield int(server.stdout.readline().split(" port ")[1].split()[0])
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def p95(values: list[float]) -> float:
     return sorted(values)[int(len(values) * 0.95) - 1] if values else float("nan")
 
@@ -97,19 +116,12 @@ def main() -> int:
     series = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
     where = Path(tempfile.mkdtemp(prefix="metrics-scrape-"))
     body = exposition(series)
-    (where / "metrics").write_text(body)
-    (where / "health").write_text("ok")
-    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
-                               "--directory", str(where)], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
     try:
-        port = int(server.stdout.readline().split(" port ")[1].split()[0])
-        size = len(body.encode())
-        parse_cpu = cpu_parse(body)
-        got = asyncio.run(measure(port, seconds))
+        with served(where, body) as port:
+            size = len(body.encode())
+            parse_cpu = cpu_parse(body)
+            got = asyncio.run(measure(port, seconds))
     finally:
-        server.terminate()
-        server.wait()
         shutil.rmtree(where, ignore_errors=True)
     alone, busy, scrapes = got["alone"], got["busy"], got["scrapes"]
     print(f"/metrics: {series} series, {size / 1e6:.1f} MB")

@@ -400,24 +400,18 @@ def fanout(endpoints: int = 200, hanging: int = 20, timeout: float = 2.0) -> dic
 
 # ---- 5. key presses while Redis hangs ---------------------------------------
 def hung_keys(argv: list[str], systems: Systems, presses: int = 50) -> dict:
-    term = Terminal(argv)
-    try:
-        if term.wait_for(CONSOLE_DONE, timeout=20) is None:
-            raise RuntimeError("console: no first frame")
-        settle = time.monotonic() + 8
-        while time.monotonic() < settle:
-            term.read(0.1)
-        baseline = _presses(term, 20)
-        systems.redis.pause()
-        settle = time.monotonic() + 4  # the Redis poll is now hanging
-        while time.monotonic() < settle:
-            term.read(0.1)
-        hung = _presses(term, presses)
-        hung["redis_running"] = baseline
-        return hung
-    finally:
-        systems.redis.resume()
-        term.stop()
+    with settled(argv, "") as term:
+        try:
+            baseline = _presses(term, 20)
+            systems.redis.pause()
+            settle = time.monotonic() + 4  # the Redis poll is now hanging
+            while time.monotonic() < settle:
+                term.read(0.1)
+            hung = _presses(term, presses)
+        finally:
+            systems.redis.resume()
+    hung["redis_running"] = baseline
+    return hung
 
 
 def _presses(term: Terminal, presses: int) -> dict:
@@ -449,52 +443,43 @@ def loaded_keys(config: Path, root: Path, presses: int = 50, notes: int = 20) ->
     while one more service's /metrics of 100,000 series is scraped every
     refresh (a file served by a child process, as in metrics_scrape.py)."""
     import timeline_append
-    from metrics_scrape import exposition
+    from metrics_scrape import exposition, served
 
     out = {}
     journal = root / "journal-10k.json"
     timeline_append.fill(journal, 10_000)
-    term = Terminal(console_cmd(config, journal))
-    try:
-        if term.wait_for(CONSOLE_DONE, timeout=30) is None:
-            raise RuntimeError("console: no first frame with 10,000 entries")
-        settle = time.monotonic() + 8
-        while time.monotonic() < settle:
-            term.read(0.1)
+    with settled(console_cmd(config, journal), "with 10,000 entries") as term:
         out["journal_10k"] = _presses(term, presses)
         out["note_visible_10k"] = _notes_visible(term, notes)
-    finally:
-        term.stop()
 
     where = root / "big-metrics"
     where.mkdir()
-    (where / "metrics").write_text(exposition(100_000))
-    (where / "health").write_text("ok")
-    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
-                               "--directory", str(where)], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-    try:
-        port = int(server.stdout.readline().split(" port ")[1].split()[0])
+    with served(where, exposition(100_000)) as port:
         doc = yaml.safe_load(config.read_text())
         doc["services"].append({"name": "big-metrics", "url": f"http://127.0.0.1:{port}/health", "timeout": 10,
                                 "metrics": f"http://127.0.0.1:{port}/metrics"})
         big = root / "config-big-metrics.yaml"
         big.write_text(yaml.safe_dump(doc, sort_keys=False))
         big.chmod(0o600)
-        term = Terminal(console_cmd(big, root / "journal-big.json"))
-        try:
-            if term.wait_for(CONSOLE_DONE, timeout=30) is None:
-                raise RuntimeError("console: no first frame with the big scrape")
-            settle = time.monotonic() + 8
-            while time.monotonic() < settle:
-                term.read(0.1)
+        with settled(console_cmd(big, root / "journal-big.json"), "with the big scrape") as term:
             out["metrics_100k"] = _presses(term, presses)
-        finally:
-            term.stop()
-    finally:
-        server.terminate()
-        server.wait()
     return out
+
+
+@contextlib.contextmanager
+def settled(argv: list[str], what: str, seconds: float = 8.0):
+    """The console in a pty, its first frame drawn and ``seconds`` gone by
+    (the sources read, the playbooks loaded)."""
+    term = Terminal(argv)
+    try:
+        if term.wait_for(CONSOLE_DONE, timeout=30) is None:
+            raise RuntimeError(f"console: no first frame {what}")
+        settle = time.monotonic() + seconds
+        while time.monotonic() < settle:
+            term.read(0.1)
+        yield term
+    finally:
+        term.stop()
 
 
 def _notes_visible(term: Terminal, notes: int) -> dict:

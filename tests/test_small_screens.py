@@ -141,3 +141,40 @@ async def test_toasts_are_small_one_at_a_time_and_cover_no_state(tmp_path, size)
         await pilot.pause(0.2)
         drawn = "\n".join(screen_lines(app))
         assert "message 2" in drawn and "message 5" not in drawn
+
+
+async def test_the_key_line_is_rebuilt_only_when_its_keys_change(tmp_path, monkeypatch):
+    """Issue 16: Textual's Footer mounted all its keys again on every focus
+    change and binding check (~20 ms and a full layout per key press). The
+    panes whose keys are the same: nothing is rebuilt; a pane with other
+    keys is."""
+    from console.widgets.footer import KeyLine
+
+    rebuilt = []
+    real = KeyLine.recompose
+
+    async def counting(self):
+        rebuilt.append(self.screen.focused)
+        return await real(self)
+
+    monkeypatch.setattr(KeyLine, "recompose", counting)
+    app = _app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _ready(pilot)
+        app.main.action_focus_pane("services")
+        await pilot.pause()
+        await pilot.pause()
+        rebuilt.clear()
+        for pane in ("errors", "redis", "services", "errors"):  # the same keys in the footer
+            app.main.action_focus_pane(pane)
+            await pilot.pause()
+        for _ in range(3):
+            await pilot.press("down")
+        await pilot.pause()
+        assert rebuilt == []
+        app.main.action_focus_pane("timeline")
+        await pilot.pause()
+        await pilot.pause()
+        assert rebuilt, "another pane's keys never reached the key line"
+        bottom = screen_lines(app)[-1]
+        assert "Correct" in bottom or "Strike" in bottom, bottom

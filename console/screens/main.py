@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Tab, Tabs
+from textual.widgets import Input, Tab, Tabs
 
 from console.readings import STATE_MARK
 from console.screens.drilling import RowKeys
@@ -26,6 +26,7 @@ from console.screens.incident_keys import INCIDENT_BINDINGS, IncidentKeys
 from console.text import inert
 from console.vocabulary import Snapshot, State
 from console.widgets.error_rates import ErrorRatesPane
+from console.widgets.footer import KeyLine
 from console.widgets.header import IncidentHeader
 from console.widgets.pane import LivePane
 from console.widgets.playbook import PlaybookPane
@@ -104,7 +105,7 @@ class MainScreen(RowKeys, IncidentKeys, Screen):
         yield Input(placeholder="filter rows (Enter keeps it, Esc clears it)", id="filter", disabled=True)
         # The palette is named in the help and opened with : or Ctrl+P; its footer
         # entry would push Status and Update off an 80-column footer.
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyLine(compact=True, show_command_palette=False)
 
     header = getters.query_one(IncidentHeader)
     timeline = getters.query_one(TimelinePane)
