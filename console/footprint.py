@@ -36,6 +36,7 @@ def fewer_malloc_arenas() -> bool:
 
 
 def settle_after_start() -> None:
-    """What exists now stays: collect once, then keep it out of later collections."""
-    gc.collect()
+    """What exists now stays: keep it out of later collections. Without a
+    collection first: with a 10,000-entry journal in memory one took 0.6 s
+    of the event loop (a freeze only moves the generations' lists)."""
     gc.freeze()

@@ -23,6 +23,7 @@ from typing import NamedTuple, Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.geometry import Region
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
@@ -376,6 +377,27 @@ class ReadingTable(DataTable):
     @property
     def _y_offsets(self):
         return self._lines if self._lines is not None else super()._y_offsets
+
+    def _get_row_region(self, row_index: int) -> Region:
+        # Every row one line high (see add_row): its y is its index, not a
+        # sum over every row above it (10,000 at the timeline's end).
+        if self._in_order is None or not self.is_valid_row_index(row_index):
+            return super()._get_row_region(row_index)
+        width = sum(column.get_render_width(self) for column in self.columns.values()) + \
+            self._row_label_column_width
+        return Region(0, self._row_y(row_index), max(self.size.width, width), 1)
+
+    def _get_cell_region(self, coordinate) -> Region:
+        if self._in_order is None or not self.is_valid_coordinate(coordinate):
+            return super()._get_cell_region(coordinate)
+        row_index, column_index = coordinate
+        x = sum(column.get_render_width(self) for column in self.ordered_columns[:column_index]) + \
+            self._row_label_column_width
+        width = self.columns[self._column_locations.get_key(column_index)].get_render_width(self)
+        return Region(x, self._row_y(row_index), width, 1)
+
+    def _row_y(self, row_index: int) -> int:
+        return row_index + (self.header_height if self.show_header else 0)
 
     def _update_dimensions(self, new_rows) -> None:
         # DataTable measures every cell of every new row to size auto-width
