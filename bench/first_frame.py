@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 import sys
 
-from pty_run import CONSOLE_DONE, Terminal, console_argv
+from pty_run import CONSOLE_DONE, Terminal, compile_console, console_argv
 
 
 def measure(config: str, launches: int = 5) -> list[float]:
@@ -24,6 +24,7 @@ def measure(config: str, launches: int = 5) -> list[float]:
 
 
 if __name__ == "__main__":
+    compile_console()
     times = measure(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 5)
     print(f"first frame: median {statistics.median(times) * 1000:.0f} ms, "
           f"all {[round(t * 1000) for t in times]}")

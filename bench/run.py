@@ -70,7 +70,7 @@ import redis  # noqa: E402
 import yaml  # noqa: E402
 
 import journal_append  # noqa: E402
-from pty_run import CONSOLE_DONE, Terminal, console_argv  # noqa: E402
+from pty_run import CONSOLE_DONE, Terminal, compile_console, console_argv  # noqa: E402
 
 from console import paths  # noqa: E402
 
@@ -685,6 +685,7 @@ def main() -> int:
     res: dict = {"quick": args.quick, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                  "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                              "load_avg": os.getloadavg()}}
+    compile_console()
     root = Path(tempfile.mkdtemp(prefix="ic-bench-"))
     systems = None
     try:
