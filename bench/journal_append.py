@@ -5,13 +5,16 @@ An append is durable when it returns: temporary file, fsync, rename, fsync of
 the directory, under the writers' lock. The journal is filled to each size in
 one write, then timed over ``samples`` appends of a typical note.
 
-    python bench/journal_append.py [DIR] [samples]
+    python bench/journal_append.py [DIR] [samples] [--busy]   # --busy: dd writing beside it
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,16 +60,33 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
+@contextlib.contextmanager
+def busy_disk(directory: Path):
+    """Another writer on the same disk: 256 MB at a time, fsynced, in a loop."""
+    writer = subprocess.Popen(["bash", "-c", f"while :; do dd if=/dev/zero of={directory}/busy.bin bs=1M "
+                               "count=256 conv=fsync status=none; done"], start_new_session=True)
+    try:
+        time.sleep(1)
+        yield
+    finally:
+        os.killpg(writer.pid, signal.SIGKILL)
+        writer.wait()
+
+
 def main() -> None:
-    base = Path(sys.argv[1]) if len(sys.argv) > 1 else None
-    samples = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+    busy = "--busy" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--busy"]
+    base = Path(args[0]) if args else None
+    samples = int(args[1]) if len(args) > 1 else 300
     with tempfile.TemporaryDirectory(dir=base) as tmp:
-        for entries in (100, 1_000, 10_000):
-            times = measure(Path(tmp), entries, samples)
-            size = os.path.getsize(Path(tmp) / f"journal-{entries}.json")
-            print(f"{entries:>6} entries: median {statistics.median(times) * 1000:6.2f} ms, "
-                  f"p99 {p99(times) * 1000:6.2f} ms, max {max(times) * 1000:6.2f} ms "
-                  f"({samples} appends, file {size / 1e6:.2f} MB)")
+        with busy_disk(Path(tmp)) if busy else contextlib.nullcontext():
+            for entries in (100, 1_000, 10_000):
+                times = measure(Path(tmp), entries, samples)
+                size = os.path.getsize(Path(tmp) / f"journal-{entries}.json")
+                print(f"{entries:>6} entries{' (busy disk)' if busy else ''}: "
+                      f"median {statistics.median(times) * 1000:6.2f} ms, "
+                      f"p99 {p99(times) * 1000:6.2f} ms, max {max(times) * 1000:6.2f} ms "
+                      f"({samples} appends, file {size / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":
