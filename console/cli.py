@@ -401,16 +401,18 @@ def _incident_path(args: argparse.Namespace):
     return path
 
 
-def _open_journal(path, interactive: bool):
-    """The journal at ``path`` (None: ``_incident_path`` refused it). An
-    unreadable file is never overwritten: it is set aside (renamed) only when
-    the operator says so."""
+def _open_journal(path, interactive: bool, opening=None,
+                  advice: str = "Pass --incident NEWFILE to start a new journal elsewhere."):
+    """The journal at ``path`` (None: ``_incident_path`` refused it), opened
+    with ``opening`` (a Journal by default). An unreadable file is never
+    overwritten: it is set aside (renamed) only when the operator says so;
+    not interactive, ``advice`` says what to do instead."""
     from console.incident.journal import Journal, JournalUnreadable, set_aside
 
     if path is None:
         return None
     try:
-        journal = Journal(path)
+        journal = (opening or Journal)(path)
         for merged in journal.recovered:
             print(f"merged entries left unwritten by an earlier session from {merged}", file=sys.stderr)
         return journal
@@ -421,7 +423,7 @@ def _open_journal(path, interactive: bool):
         print(f"error: {exc}", file=sys.stderr)
         print("The file was not changed.", file=sys.stderr)
         if not interactive:
-            print("Pass --incident NEWFILE to start a new journal elsewhere.", file=sys.stderr)
+            print(advice, file=sys.stderr)
             return None
         answer = input("Set it aside and start a new journal here? [y/N] ").strip().lower()
         if answer not in ("y", "yes"):
@@ -630,22 +632,13 @@ def _followed_journal(cfg: config_module.Config, args: argparse.Namespace):
     import os
     import tempfile
 
-    from console.incident.journal import JournalUnreadable
     from console.incident.session import FollowedJournal
 
     if cfg.share is not None and not getattr(args, "incident", None):
         scratch = tempfile.mkdtemp(prefix="incident-console-watch-")
         return FollowedJournal(os.path.join(scratch, "shared.json"), merges=True), scratch
-    path = _incident_path(args)
-    if path is None:
-        return None, None
-    try:
-        return FollowedJournal(path), None
-    except OSError as exc:
-        print(f"error: {exc if exc.strerror is None else f'{path}: {exc.strerror}'}", file=sys.stderr)
-    except JournalUnreadable as exc:
-        print(f"error: {exc}\nThe file was not changed; a console on it can set it aside.", file=sys.stderr)
-    return None, None
+    return _open_journal(_incident_path(args), interactive=False, opening=FollowedJournal,
+                         advice="A console on it can set it aside."), None
 
 
 def _leave_journal(journal, app) -> None:

@@ -9,6 +9,7 @@ must pass `check`.
 from __future__ import annotations
 
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from hypothesis import strategies as st
 
 from console.playbooks import check, load_playbooks
 from console.playbooks.importer import RunbookError, import_markdown, import_runbook, to_yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from import_runbooks import strings  # noqa: E402  every string in a YAML document, as the bench counts them
 from console.playbooks.parameters import parameterise, restore
 
 # A copy of ../shared/seeds: the runbooks our users have, kept with the tests.
@@ -84,16 +88,6 @@ def inline_spans(text: str) -> list[str]:
     """Single-backtick code spans outside fences."""
     outside = re.sub(r"(?ms)^\s*(```|~~~).*?^\s*\1\s*$", "", text)
     return re.findall(r"(?<!`)`([^`\n]+)`(?!`)", outside)
-
-
-def strings(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in strings(v)]
-    if isinstance(value, (list, tuple)):
-        return [s for v in value for s in strings(v)]
-    return []
 
 
 def imported(tmp_path: Path, text: str, name: str = "runbook.md"):

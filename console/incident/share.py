@@ -51,8 +51,8 @@ from typing import TYPE_CHECKING, Any
 
 from console import secrets as secret_values
 from console.config import ShareTarget, redact
-from console.incident.journal import UNREADABLE_KIND, Event
-from console.text import inert
+from console.incident.journal import UNREADABLE_KIND, Event, in_order
+from console.text import first_line, inert
 
 if TYPE_CHECKING:
     import redis
@@ -140,7 +140,7 @@ class Share:
             self._went_offline(exc, journal)
         else:
             self._state = self._stated(journal, None, responders, None)
-        return sorted(merged, key=lambda e: e.at)
+        return sorted(merged, key=in_order)
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -359,8 +359,7 @@ def _present(seen: Mapping[bytes, bytes], now: float) -> set[str]:
 def _reason(exc: BaseException) -> str:
     """The first line of what went wrong, without its full stop (a clause
     follows it in the messages)."""
-    lines = str(exc).strip().splitlines()
-    return lines[0].rstrip(".") if lines else type(exc).__name__
+    return first_line(exc).rstrip(".") or type(exc).__name__
 
 
 def _redis_errors() -> type[Exception]:
